@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Installs what the tests need, then runs the linters and the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh dev
+echo "== ruff"; .venv/bin/ruff check .
+echo "== mypy --strict"; .venv/bin/mypy
+echo "== pytest"; .venv/bin/python -m pytest "$@"

@@ -1,0 +1,5 @@
+"""``python -m glassbox``."""
+
+from glassbox.cli import main
+
+main()

@@ -1,0 +1,181 @@
+"""``glassbox.instrument``: one call gives a service its RED metrics and ``/metrics``."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from pathlib import Path
+from typing import Any, TypeVar
+
+from glassbox._settings import Settings, load_settings
+from glassbox.exceptions import ConfigurationError
+from glassbox.metrics.asgi import MetricsMiddleware
+from glassbox.metrics.catalogue import red_catalogue
+from glassbox.metrics.exposition import Render
+from glassbox.metrics.registry import REGISTRY, Registry
+from glassbox.metrics.routes import StarletteRoutes
+from glassbox.metrics.server import MetricsServer, start_metrics_server
+from glassbox.metrics.wsgi import WSGIMetricsMiddleware
+
+__all__ = ["Instrumentation", "instrument"]
+
+log = logging.getLogger("glassbox")
+
+AppT = TypeVar("AppT")
+
+
+class Instrumentation:
+    """What :func:`instrument` set up for one app (kept on ``app.state.glassbox``)."""
+
+    def __init__(self, settings: Settings, registry: Registry, render: Render) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.render = render
+        self.metrics_server: MetricsServer | None = None
+
+
+def _is_starlette(app: Any) -> bool:
+    return hasattr(app, "add_middleware") and hasattr(app, "router")
+
+
+def _is_flask(app: Any) -> bool:
+    return hasattr(app, "wsgi_app") and hasattr(app, "before_request_funcs")
+
+
+def _is_django(app: Any) -> bool:
+    return type(app).__module__.startswith("django.core.handlers")
+
+
+def _is_asgi(app: Any) -> bool:
+    call = app if inspect.isfunction(app) or inspect.ismethod(app) else type(app).__call__
+    return inspect.iscoroutinefunction(call)
+
+
+def _add_process_collectors(registry: Registry) -> None:
+    if getattr(registry, "_glassbox_process", False):
+        return
+    from prometheus_client import PlatformCollector, ProcessCollector
+
+    registry.register_collector(ProcessCollector(registry=None))
+    registry.register_collector(PlatformCollector(registry=None))
+    registry._glassbox_process = True  # type: ignore[attr-defined]
+
+
+def _multiprocess_dir(settings: Settings) -> Path | None:
+    """The shared directory when several workers serve the app (auto-detected)."""
+    if settings.multiprocess is False:
+        return None
+    if settings.multiprocess_dir is not None:
+        return settings.multiprocess_dir
+    from glassbox.metrics.multiprocess import auto_directory
+
+    found = auto_directory()
+    if found is None and settings.multiprocess:
+        raise ConfigurationError(
+            "GLASSBOX_MULTIPROCESS=true but no GLASSBOX_MULTIPROCESS_DIR is set and no"
+            " gunicorn/uvicorn master was detected; set GLASSBOX_MULTIPROCESS_DIR"
+        )
+    return found
+
+
+def instrument(
+    app: AppT,
+    *,
+    service: str | None = None,
+    registry: Registry | None = None,
+    **options: Any,
+) -> AppT:
+    """Give ``app`` RED metrics and a ``/metrics`` endpoint; returns the app to serve.
+
+    Starlette, FastAPI and Flask apps are changed in place (the same object comes
+    back). A Django handler or a plain ASGI/WSGI callable is wrapped: serve the
+    returned object. ``options`` are :class:`glassbox.Settings` fields and win over
+    ``GLASSBOX_*`` environment variables.
+    """
+    settings = load_settings(service=service, **options)
+    reg = registry or REGISTRY
+    catalogue = red_catalogue(settings.namespace, settings.buckets)
+    protection = settings.metrics_protection()
+    reg.set_info(settings.service, settings.version, settings.env)
+    mp_dir = _multiprocess_dir(settings)
+    if settings.process_metrics and mp_dir is None:
+        _add_process_collectors(reg)
+
+    def render_local(openmetrics: bool) -> str:
+        return reg.render(openmetrics=openmetrics)
+
+    render: Render = render_local
+    if mp_dir is not None:
+        from glassbox.metrics.multiprocess import MultiprocessExposition
+
+        render = MultiprocessExposition(reg, mp_dir).render
+
+    own_port = settings.metrics_port is not None
+    served_path = None if own_port else settings.metrics_path
+    common: dict[str, Any] = {
+        "catalogue": catalogue,
+        "registry": reg,
+        "excluded_paths": settings.all_excluded_paths,
+        "metrics_path": served_path,
+        "render": render,
+        "protection": protection,
+        "exemplars": settings.exemplars,
+    }
+    state = Instrumentation(settings, reg, render)
+    result: Any
+    if _is_starlette(app):
+        target: Any = app
+        target.add_middleware(MetricsMiddleware, route_resolver=StarletteRoutes(target), **common)
+        target.state.glassbox = state
+        result = app
+    elif _is_flask(app):
+        from glassbox.flask import install_route_hook
+
+        target = app
+        target.wsgi_app = WSGIMetricsMiddleware(target.wsgi_app, **common)
+        install_route_hook(target)
+        target.extensions["glassbox"] = state
+        result = app
+    elif _is_django(app):
+        from glassbox.django import middleware_installed
+
+        if not middleware_installed():
+            raise ConfigurationError(
+                "Django: add 'glassbox.django.RouteMiddleware' to settings.MIDDLEWARE so"
+                " requests are labelled by URL pattern instead of '<unmatched>'"
+            )
+        result = (
+            MetricsMiddleware(app, **common)  # type: ignore[arg-type]
+            if _is_asgi(app)
+            else WSGIMetricsMiddleware(app, **common)  # type: ignore[arg-type]
+        )
+    elif callable(app):
+        result = (
+            MetricsMiddleware(app, **common)
+            if _is_asgi(app)
+            else WSGIMetricsMiddleware(app, **common)
+        )
+    else:
+        raise ConfigurationError(
+            f"instrument() needs an ASGI or WSGI application; got {type(app).__name__}"
+        )
+    if own_port:
+        assert settings.metrics_port is not None
+        try:
+            state.metrics_server = start_metrics_server(
+                settings.metrics_host,
+                settings.metrics_port,
+                render,
+                path=settings.metrics_path,
+                protection=protection,
+            )
+        except OSError as exc:
+            if mp_dir is None:
+                raise ConfigurationError(
+                    f"metrics_port {settings.metrics_port} on {settings.metrics_host}"
+                    f" cannot be bound: {exc.strerror}"
+                ) from exc
+            log.info("metrics port %s already served by another worker", settings.metrics_port)
+    if not isinstance(result, type(app)) and hasattr(result, "__dict__"):
+        result.glassbox = state
+    return result  # type: ignore[no-any-return]

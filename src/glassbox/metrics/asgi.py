@@ -1,0 +1,186 @@
+"""Pure-ASGI RED middleware; serves ``/metrics`` too. Imports no framework."""
+
+from __future__ import annotations
+
+import asyncio
+from bisect import bisect_left
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from time import perf_counter
+from typing import Any
+
+from glassbox._auth import Protection
+from glassbox.metrics.catalogue import (
+    DEFAULT_EXCLUDED_PATHS,
+    OTHER_METHOD,
+    STANDARD_METHODS,
+    RedCatalogue,
+)
+from glassbox.metrics.exposition import Render, build_response_async
+from glassbox.metrics.registry import REGISTRY, Registry
+from glassbox.metrics.routes import RouteResolver, unmatched
+
+__all__ = ["ASGIApp", "MetricsMiddleware"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_STATUS = {code: str(code) for code in range(100, 600)}
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers") or ():
+        if key.lower() == name:
+            try:
+                return bytes(value).decode("latin-1")
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def path_set(paths: Iterable[str]) -> frozenset[str]:
+    """Exact paths plus their trailing-slash twins."""
+    out: set[str] = set()
+    for path in paths:
+        out.add(path)
+        out.add(path.rstrip("/") or "/")
+        out.add(path.rstrip("/") + "/")
+    return frozenset(out)
+
+
+class TraceContext:
+    """Reads the active OpenTelemetry span for exemplars, if OpenTelemetry is installed."""
+
+    def __init__(self) -> None:
+        try:
+            from opentelemetry import trace
+        except ImportError:  # pragma: no cover - otel is optional
+            self._get: Callable[[], Any] | None = None
+        else:
+            self._get = trace.get_current_span
+
+    @property
+    def available(self) -> bool:
+        return self._get is not None
+
+    def current(self) -> tuple[int, int] | None:
+        """(trace_id, span_id) of the sampled current span, else None."""
+        if self._get is None:
+            return None
+        ctx = self._get().get_span_context()
+        if ctx.is_valid and ctx.trace_flags.sampled:
+            return ctx.trace_id, ctx.span_id
+        return None
+
+
+class MetricsMiddleware:
+    """Records RED metrics for every HTTP request and answers ``metrics_path``.
+
+    ``route_resolver`` maps the scope, after the app ran, to the route template
+    (see :mod:`glassbox.metrics.routes`); without one, every request shares the
+    ``<unmatched>`` route unless something put ``glassbox.route`` in the scope.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        catalogue: RedCatalogue,
+        registry: Registry = REGISTRY,
+        route_resolver: RouteResolver = unmatched,
+        excluded_paths: Iterable[str] = DEFAULT_EXCLUDED_PATHS,
+        metrics_path: str | None = "/metrics",
+        render: Render | None = None,
+        protection: Protection = Protection(),  # noqa: B008 - immutable value object
+        exemplars: bool = True,
+    ) -> None:
+        self.app = app
+        self.store = registry.red_store(catalogue)
+        self._resolve = route_resolver
+        self._excluded = path_set(excluded_paths)
+        self._metrics_paths = path_set([metrics_path]) if metrics_path else frozenset()
+        self._render: Render = render or (lambda om: registry.render(openmetrics=om))
+        self._protection = protection
+        trace = TraceContext()
+        self._trace = trace if exemplars and trace.available else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        if path in self._metrics_paths:
+            await self.serve_metrics(scope, send)
+            return
+        if path in self._excluded:
+            await self.app(scope, receive, send)
+            return
+
+        status = 0
+        sent = 0
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            elif message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        store = self.store
+        inflight = store.in_progress
+        inflight[0] += 1
+        error: str | None = None
+        start = perf_counter()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except asyncio.CancelledError:
+            if not status:
+                status = 499  # the client went away before a response started
+            raise
+        except BaseException as exc:
+            error = type(exc).__name__
+            if not status:
+                status = 500
+            raise
+        finally:
+            elapsed = perf_counter() - start
+            inflight[0] -= 1
+            method = scope["method"]
+            if method not in STANDARD_METHODS:
+                method = OTHER_METHOD
+            route = self._resolve(scope)
+            key = (method, route, _STATUS.get(status) or "500")
+            row = store.series.get(key)
+            if row is None:
+                row = store.series[key] = store.new_series()
+            row[bisect_left(store.catalogue.buckets, elapsed)] += 1
+            row[-3] += elapsed
+            row[-1] += sent
+            if method in _BODY_METHODS:
+                length = _header(scope, b"content-length")
+                if length is not None and length.isdigit():
+                    row[-2] += int(length)
+            if error is not None:
+                ekey = (method, route, error)
+                store.exceptions[ekey] = store.exceptions.get(ekey, 0) + 1
+            if self._trace is not None:
+                span = self._trace.current()
+                if span is not None:
+                    store.record_exemplar(key, elapsed, f"{span[0]:032x}", f"{span[1]:016x}")
+
+    async def serve_metrics(self, scope: Scope, send: Send) -> None:
+        """Answer a scrape; rendering and compression run in a worker thread."""
+        status, headers, body = await build_response_async(
+            self._render,
+            method=scope.get("method", "GET"),
+            accept=_header(scope, b"accept"),
+            accept_encoding=_header(scope, b"accept-encoding"),
+            authorization=_header(scope, b"authorization"),
+            protection=self._protection,
+        )
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,258 @@
+"""The registry: every metric one process exposes, and how it is written out.
+
+A default registry serves most programs; pass ``registry=`` everywhere (tests do)
+to keep metrics apart. Collectors following prometheus_client's one-method
+``Collector`` protocol (``collect()`` yielding metric families) can be added, so
+existing prometheus_client metrics and the process collector appear on ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ParamSpec, Protocol, TypeVar
+
+from glassbox.exceptions import ConfigurationError, DuplicateMetricError
+from glassbox.metrics._red import RedStore
+from glassbox.metrics._text import escape_help, fmt, label_block
+from glassbox.metrics.business import (
+    DEFAULT_LABEL_CAP,
+    Counter,
+    Family,
+    Gauge,
+    GaugeMode,
+    Histogram,
+    ensure_same,
+    measured,
+)
+from glassbox.metrics.catalogue import (
+    DEFAULT_BUCKETS,
+    SERVICE_INFO,
+    RedCatalogue,
+    check_metric_name,
+)
+
+__all__ = ["REGISTRY", "Collector", "Registry"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+OVERFLOW_METRIC = "glassbox_label_overflow_total"
+
+
+class Collector(Protocol):
+    """prometheus_client's collector protocol: yields ``prometheus_client.Metric``."""
+
+    def collect(self) -> Iterable[Any]: ...
+
+
+class Registry:
+    """Holds the RED stores, business metrics, service info and extra collectors."""
+
+    def __init__(self) -> None:
+        self.red: dict[str, RedStore] = {}
+        self.families: dict[str, Family] = {}
+        self.collectors: list[Collector] = []
+        self.info: tuple[str, str, str] | None = None
+        self.overflow: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    # -- RED ---------------------------------------------------------------------------
+
+    def red_store(self, catalogue: RedCatalogue) -> RedStore:
+        """The RED store for ``catalogue.prefix``, created on first use."""
+        with self._lock:
+            store = self.red.get(catalogue.prefix)
+            if store is None:
+                self._check_free(catalogue.prefix + "_requests_total")
+                store = self.red[catalogue.prefix] = RedStore(catalogue)
+            elif store.catalogue.buckets != catalogue.buckets:
+                raise DuplicateMetricError(
+                    f"RED metrics with prefix {catalogue.prefix!r} already use buckets"
+                    f" {store.catalogue.buckets}; a second app asks for {catalogue.buckets}."
+                    " Use the same buckets or another namespace"
+                )
+            return store
+
+    def set_info(self, service: str, version: str, env: str) -> None:
+        """Expose ``service_info{service,version,env} 1``."""
+        self.info = (service, version, env)
+
+    # -- business metrics --------------------------------------------------------------
+
+    def _check_free(self, name: str) -> None:
+        for store in self.red.values():
+            if name in {s.name for s in store.catalogue.all}:
+                raise DuplicateMetricError(f"metric {name!r} is one of glassbox's RED metrics")
+
+    def _register(self, family: Family) -> Any:
+        with self._lock:
+            existing = self.families.get(family.name)
+            if existing is not None:
+                return ensure_same(existing, family)
+            self._check_free(family.name)
+            self.families[family.name] = family
+            return family
+
+    @staticmethod
+    def _full_name(name: str, namespace: str | None, suffix: str = "") -> str:
+        check_metric_name(name)
+        if suffix and name.endswith(suffix):
+            name = name[: -len(suffix)]
+        full = f"{namespace}_{name}" if namespace else name
+        return check_metric_name(full + suffix)
+
+    def counter(
+        self,
+        name: str,
+        help: str = "",
+        labels: Sequence[str] = (),
+        *,
+        namespace: str | None = None,
+        label_cap: int = DEFAULT_LABEL_CAP,
+    ) -> Counter:
+        """Declare a counter, exposed as ``<namespace>_<name>_total``."""
+        full = self._full_name(name, namespace, "_total")
+        new = Counter(full, help, labels, label_cap=label_cap, registry=self)
+        result: Counter = self._register(new)
+        return result
+
+    def gauge(
+        self,
+        name: str,
+        help: str = "",
+        labels: Sequence[str] = (),
+        *,
+        namespace: str | None = None,
+        label_cap: int = DEFAULT_LABEL_CAP,
+        mode: GaugeMode = "all",
+    ) -> Gauge:
+        """Declare a gauge; ``mode`` says how worker processes combine."""
+        full = self._full_name(name, namespace)
+        new = Gauge(full, help, labels, label_cap=label_cap, registry=self, mode=mode)
+        result: Gauge = self._register(new)
+        return result
+
+    def histogram(
+        self,
+        name: str,
+        help: str = "",
+        labels: Sequence[str] = (),
+        *,
+        namespace: str | None = None,
+        label_cap: int = DEFAULT_LABEL_CAP,
+        buckets: Sequence[float] = DEFAULT_BUCKETS,
+    ) -> Histogram:
+        """Declare a histogram with the given bucket bounds."""
+        full = self._full_name(name, namespace)
+        new = Histogram(full, help, labels, label_cap=label_cap, registry=self, buckets=buckets)
+        result: Histogram = self._register(new)
+        return result
+
+    def measured(
+        self,
+        name: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        namespace: str | None = None,
+        buckets: Sequence[float] = DEFAULT_BUCKETS,
+        help: str = "",
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """Decorate a sync or async function to count and time its calls.
+
+        Produces ``<name>_total{...,status="success|error"}`` and
+        ``<name>_duration_seconds{...}``; ``labels`` are fixed per decorated function
+        (``{"tool_name": "search"}``). An exception counts as ``error`` and propagates.
+        """
+        static = dict(labels or {})
+        if "status" in static:
+            raise ConfigurationError(
+                f"measured({name!r}): 'status' is set by the decorator (success/error);"
+                " remove it from labels"
+            )
+        names = tuple(static)
+        counter = self.counter(
+            name,
+            help or f"Calls of {name}, by outcome.",
+            (*names, "status"),
+            namespace=namespace,
+        )
+        histogram = self.histogram(
+            f"{name}_duration_seconds",
+            help or f"Duration of {name} calls in seconds.",
+            names,
+            namespace=namespace,
+            buckets=buckets,
+        )
+        return measured(counter, histogram, static)
+
+    def count_overflow(self, metric: str, label: str) -> None:
+        key = (metric, label)
+        self.overflow[key] = self.overflow.get(key, 0) + 1
+
+    def register_collector(self, collector: Collector) -> None:
+        """Add a prometheus_client-style collector whose metrics join the exposition."""
+        if not callable(getattr(collector, "collect", None)):
+            raise ConfigurationError(f"{collector!r} has no collect() method")
+        self.collectors.append(collector)
+
+    def unregister_collector(self, collector: Collector) -> None:
+        self.collectors.remove(collector)
+
+    # -- exposition ----------------------------------------------------------------------
+
+    def render(self, *, openmetrics: bool = False) -> str:
+        """Every metric of this registry in the text (0.0.4) or OpenMetrics format."""
+        out: list[str] = []
+        self.render_into(out, openmetrics=openmetrics)
+        if openmetrics:
+            out.append("# EOF\n")
+        return "".join(out)
+
+    def render_into(self, out: list[str], *, openmetrics: bool) -> None:
+        for store in list(self.red.values()):
+            store.render(out, openmetrics=openmetrics)
+        if self.info is not None:
+            spec = SERVICE_INFO
+            out.append(f"# HELP {spec.name} {escape_help(spec.help)}\n# TYPE {spec.name} gauge\n")
+            out.append(f"{spec.name}{{{label_block(spec.labels, self.info)}}} 1\n")
+        for family in list(self.families.values()):
+            family.render(out, openmetrics=openmetrics)
+        if self.overflow:
+            out.append(
+                f"# HELP {OVERFLOW_METRIC[:-6] if openmetrics else OVERFLOW_METRIC}"
+                " Label values folded into __overflow__ because the label's cap was reached.\n"
+                f"# TYPE {OVERFLOW_METRIC[:-6] if openmetrics else OVERFLOW_METRIC} counter\n"
+            )
+            for (metric, label), n in list(self.overflow.items()):
+                labels = label_block(("metric", "label"), (metric, label))
+                out.append(f"{OVERFLOW_METRIC}{{{labels}}} {n}\n")
+        for collector in list(self.collectors):
+            render_collected(out, collector.collect(), openmetrics=openmetrics)
+
+
+def render_collected(out: list[str], families: Iterable[Any], *, openmetrics: bool) -> None:
+    """Write prometheus_client metric families (``Metric`` objects)."""
+    for fam in families:
+        kind = fam.type
+        name = fam.name
+        if not openmetrics:
+            if kind == "counter":
+                name = f"{name}_total"
+            elif kind in ("info", "stateset"):
+                kind = "gauge"
+            elif kind == "unknown":
+                kind = "untyped"
+            elif kind == "gaugehistogram":
+                kind = "histogram"
+        out.append(f"# HELP {name} {escape_help(fam.documentation)}\n# TYPE {name} {kind}\n")
+        for sample in fam.samples:
+            if sample.name.endswith("_created"):
+                continue
+            labels = label_block(tuple(sample.labels), tuple(sample.labels.values()))
+            body = f"{sample.name}{{{labels}}}" if labels else sample.name
+            out.append(f"{body} {fmt(float(sample.value))}\n")
+
+
+REGISTRY = Registry()
+"""The default registry."""

@@ -1,0 +1,182 @@
+"""WSGI RED middleware (Flask, Django under WSGI, any WSGI app); serves ``/metrics``.
+
+The route label comes from ``environ["glassbox.route"]``, which the Flask and Django
+adapters set from the matched URL rule; without it every request is ``<unmatched>``.
+The duration ends when the server closes the response iterable, so streamed bodies
+are timed to their last byte.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator
+from time import perf_counter
+from types import TracebackType
+from typing import Any
+
+from glassbox._auth import Protection
+from glassbox.metrics._red import RedStore
+from glassbox.metrics.asgi import TraceContext, path_set
+from glassbox.metrics.catalogue import (
+    DEFAULT_EXCLUDED_PATHS,
+    OTHER_METHOD,
+    STANDARD_METHODS,
+    UNMATCHED_ROUTE,
+    RedCatalogue,
+)
+from glassbox.metrics.exposition import Render, build_response
+from glassbox.metrics.registry import REGISTRY, Registry
+
+__all__ = ["ROUTE_KEY", "WSGIMetricsMiddleware"]
+
+ROUTE_KEY = "glassbox.route"
+
+Environ = dict[str, Any]
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+StartResponse = Callable[..., Callable[[bytes], object]]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+
+_VALID_STATUS = frozenset(str(code) for code in range(100, 600))
+
+
+class _Observation:
+    __slots__ = ("method", "request_bytes", "sent", "start", "started", "status")
+
+    def __init__(self, method: str, request_bytes: int) -> None:
+        self.method = method
+        self.request_bytes = request_bytes
+        self.started = False
+        self.status = "500"
+        self.sent = 0
+        self.start = perf_counter()
+
+
+class _Body:
+    """Wraps the response iterable: counts bytes and records when closed."""
+
+    def __init__(
+        self, inner: Iterable[bytes], finish: Callable[[str | None], None], obs: _Observation
+    ) -> None:
+        self._inner = inner
+        self._finish = finish
+        self._obs = obs
+        self._error: str | None = None
+        self._done = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for chunk in self._inner:
+                self._obs.sent += len(chunk)
+                yield chunk
+        except BaseException as exc:
+            self._error = type(exc).__name__
+            self._obs.status = "500" if not self._obs.started else self._obs.status
+            self._complete()
+            raise
+        self._complete()
+
+    def _complete(self) -> None:
+        if not self._done:
+            self._done = True
+            self._finish(self._error)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._inner, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._complete()
+
+
+class WSGIMetricsMiddleware:
+    """Records RED metrics for a WSGI app and answers ``metrics_path``."""
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        *,
+        catalogue: RedCatalogue,
+        registry: Registry = REGISTRY,
+        excluded_paths: Iterable[str] = DEFAULT_EXCLUDED_PATHS,
+        metrics_path: str | None = "/metrics",
+        render: Render | None = None,
+        protection: Protection = Protection(),  # noqa: B008 - immutable value object
+        exemplars: bool = True,
+    ) -> None:
+        self.app = app
+        self.store: RedStore = registry.red_store(catalogue)
+        self._excluded = path_set(excluded_paths)
+        self._metrics_paths = path_set([metrics_path]) if metrics_path else frozenset()
+        self._render: Render = render or (lambda om: registry.render(openmetrics=om))
+        self._protection = protection
+        trace = TraceContext()
+        self._trace = trace if exemplars and trace.available else None
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path in self._metrics_paths:
+            return self._serve_metrics(environ, start_response)
+        if path in self._excluded:
+            return self.app(environ, start_response)
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in STANDARD_METHODS:
+            method = OTHER_METHOD
+        length = environ.get("CONTENT_LENGTH") or ""
+        obs = _Observation(method, int(length) if length.isdigit() else 0)
+        self.store.in_progress[0] += 1
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            obs.status = status[:3]
+            obs.started = True
+            return start_response(status, headers, exc_info)
+
+        def finish(error: str | None) -> None:
+            self._record(environ, obs, error)
+
+        try:
+            result = self.app(environ, capture)
+        except BaseException as exc:
+            obs.status = "500"
+            finish(type(exc).__name__)
+            raise
+        return _Body(result, finish, obs)
+
+    def _record(self, environ: Environ, obs: _Observation, error: str | None) -> None:
+        elapsed = perf_counter() - obs.start
+        store = self.store
+        store.in_progress[0] -= 1
+        route = environ.get(ROUTE_KEY)
+        if not isinstance(route, str):
+            route = UNMATCHED_ROUTE
+        status = obs.status if obs.status in _VALID_STATUS else "500"
+        key = (obs.method, route, status)
+        row = store.series.get(key)
+        if row is None:
+            row = store.series[key] = store.new_series()
+        row[bisect_left(store.catalogue.buckets, elapsed)] += 1
+        row[-3] += elapsed
+        row[-2] += obs.request_bytes
+        row[-1] += obs.sent
+        if error is not None:
+            ekey = (obs.method, route, error)
+            store.exceptions[ekey] = store.exceptions.get(ekey, 0) + 1
+        if self._trace is not None:
+            span = self._trace.current()
+            if span is not None:
+                store.record_exemplar(key, elapsed, f"{span[0]:032x}", f"{span[1]:016x}")
+
+    def _serve_metrics(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        status, headers, body = build_response(
+            self._render,
+            method=environ.get("REQUEST_METHOD", "GET"),
+            accept=environ.get("HTTP_ACCEPT"),
+            accept_encoding=environ.get("HTTP_ACCEPT_ENCODING"),
+            authorization=environ.get("HTTP_AUTHORIZATION"),
+            protection=self._protection,
+        )
+        reason = {200: "OK", 401: "Unauthorized", 405: "Method Not Allowed"}[status]
+        start_response(
+            f"{status} {reason}", [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
+        )
+        return [body]

@@ -1,0 +1,20 @@
+import glassbox
+
+
+def test_all_is_exactly_the_public_api() -> None:
+    public = {name for name in dir(glassbox) if not name.startswith("_")} - {
+        "exceptions",
+        "metrics",
+        "demo",
+        "flask",
+        "django",
+        "cli",
+    }
+    assert set(glassbox.__all__) == public | {"__version__"}
+    assert len(glassbox.__all__) == len(set(glassbox.__all__))  # order: ruff RUF022
+
+
+def test_version_is_a_release_string() -> None:
+    parts = glassbox.__version__.split(".")
+    assert len(parts) == 3
+    assert all(p.isdigit() for p in parts)
