@@ -97,6 +97,7 @@ def instrument(
     catalogue = red_catalogue(settings.namespace, settings.buckets)
     protection = settings.metrics_protection()
     reg.set_info(settings.service, settings.version, settings.env)
+    reg.red_store(catalogue)  # claim the RED names now, not at the first request
     mp_dir = _multiprocess_dir(settings)
     if settings.process_metrics and mp_dir is None:
         _add_process_collectors(reg)

@@ -73,16 +73,22 @@ def build_response(
 ) -> MetricsResponse:
     """Status, headers and body for one ``/metrics`` request (runs off the event loop)."""
     if not protection.allows(authorization):
+        body = b"authentication required\n"
         return (
             401,
             [
                 (b"content-type", b"text/plain; charset=utf-8"),
                 (b"www-authenticate", protection.challenge.encode()),
+                (b"content-length", str(len(body)).encode()),
             ],
-            b"authentication required\n",
+            b"" if method == "HEAD" else body,
         )
     if method not in ("GET", "HEAD"):
-        return 405, [(b"allow", b"GET, HEAD"), (b"content-type", b"text/plain")], b""
+        return (
+            405,
+            [(b"allow", b"GET, HEAD"), (b"content-type", b"text/plain"), (b"content-length", b"0")],
+            b"",
+        )
     openmetrics = wants_openmetrics(accept)
     body = render(openmetrics).encode("utf-8")
     headers = [

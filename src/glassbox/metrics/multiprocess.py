@@ -8,7 +8,9 @@ snapshot of a worker that has died is folded into ``archive.json`` (counters and
 histograms kept, gauges dropped) and removed, under a file lock, so the directory
 holds one file per live worker plus the archive however often workers restart.
 
-Counts of a worker killed with SIGKILL are kept up to its last flush.
+Counts of a worker killed with SIGKILL are kept up to its last flush. The worker that
+answers a scrape writes its own snapshot first, so counters stay monotonic whichever
+worker answers the next scrape.
 """
 
 from __future__ import annotations
@@ -186,6 +188,7 @@ class MultiprocessExposition:
         self.flush_interval = flush_interval
         self._last = ""
         self._wake = threading.Event()
+        self._flush_lock = threading.Lock()
         self._pid = -1
         self._thread: threading.Thread | None = None
         self._start_for_this_process()
@@ -216,6 +219,7 @@ class MultiprocessExposition:
                     row[i] = 0
         self.registry.overflow.clear()
         self._wake = threading.Event()
+        self._flush_lock = threading.Lock()
         self._start_for_this_process()
 
     def _loop(self) -> None:
@@ -228,17 +232,22 @@ class MultiprocessExposition:
     def path(self) -> Path:
         return self.directory / f"{_PREFIX}{self._pid}.json"
 
-    def flush(self) -> None:
-        """Write this worker's snapshot if it changed since the last write."""
-        if os.getpid() != self._pid:
-            return
-        data = snapshot(self.registry)
-        data["pid"], data["start"] = self._pid, self._start
-        text = json.dumps(data, separators=(",", ":"))
-        if text == self._last:
-            return
-        _atomic_write(self.path, text)
-        self._last = text
+    def flush(self) -> dict[str, Any]:
+        """Write this worker's snapshot if it changed since the last write; return it.
+
+        Snapshot and write happen under one lock, so an older snapshot can never
+        replace a newer one on disk.
+        """
+        with self._flush_lock:
+            data = snapshot(self.registry)
+            if os.getpid() != self._pid:
+                return data
+            data["pid"], data["start"] = self._pid, self._start
+            text = json.dumps(data, separators=(",", ":"))
+            if text != self._last:
+                _atomic_write(self.path, text)
+                self._last = text
+            return data
 
     # -- reader ---------------------------------------------------------------------------
 
@@ -290,7 +299,10 @@ class MultiprocessExposition:
     def render(self, openmetrics: bool) -> str:
         """Merge every worker's counts with this worker's live state and render them."""
         view = Registry()
-        absorb(view, snapshot(self.registry), pid=os.getpid(), gauges=True)
+        # Write what this scrape reports before reporting it: a later scrape answered
+        # by another worker then reads at least these counts, so counters never go
+        # backwards between scrapes that land on different workers.
+        absorb(view, self.flush(), pid=os.getpid(), gauges=True)
         dead: list[Path] = []
         for path in self.files():
             pid = int(path.stem[len(_PREFIX) :]) if path.stem[len(_PREFIX) :].isdigit() else -1
