@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 profile="${1:-dev}"
 
 need_apt=()
+PY="${PYTHON:-python3}"
+command -v "$PY" >/dev/null 2>&1 || need_apt+=(python3)
+[ -x .venv/bin/python ] || "$PY" -c "import ensurepip, venv" >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ "$profile" = dev ]; then
   command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
@@ -18,7 +21,6 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-PY="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi

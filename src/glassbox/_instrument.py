@@ -11,7 +11,7 @@ from glassbox._settings import Settings, load_settings
 from glassbox.exceptions import ConfigurationError
 from glassbox.metrics.asgi import MetricsMiddleware
 from glassbox.metrics.catalogue import red_catalogue
-from glassbox.metrics.exposition import Render
+from glassbox.metrics.exposition import Source, renderer
 from glassbox.metrics.registry import REGISTRY, Registry
 from glassbox.metrics.routes import StarletteRoutes
 from glassbox.metrics.server import MetricsServer, start_metrics_server
@@ -27,10 +27,10 @@ AppT = TypeVar("AppT")
 class Instrumentation:
     """What :func:`instrument` set up for one app (kept on ``app.state.glassbox``)."""
 
-    def __init__(self, settings: Settings, registry: Registry, render: Render) -> None:
+    def __init__(self, settings: Settings, registry: Registry, source: Source) -> None:
         self.settings = settings
         self.registry = registry
-        self.render = render
+        self.source = source
         self.metrics_server: MetricsServer | None = None
 
 
@@ -102,14 +102,11 @@ def instrument(
     if settings.process_metrics and mp_dir is None:
         _add_process_collectors(reg)
 
-    def render_local(openmetrics: bool) -> str:
-        return reg.render(openmetrics=openmetrics)
-
-    render: Render = render_local
+    source: Source = reg
     if mp_dir is not None:
         from glassbox.metrics.multiprocess import MultiprocessExposition
 
-        render = MultiprocessExposition(reg, mp_dir).render
+        source = MultiprocessExposition(reg, mp_dir)
 
     own_port = settings.metrics_port is not None
     served_path = None if own_port else settings.metrics_path
@@ -118,11 +115,11 @@ def instrument(
         "registry": reg,
         "excluded_paths": settings.all_excluded_paths,
         "metrics_path": served_path,
-        "render": render,
+        "source": source,
         "protection": protection,
         "exemplars": settings.exemplars,
     }
-    state = Instrumentation(settings, reg, render)
+    state = Instrumentation(settings, reg, source)
     result: Any
     if _is_starlette(app):
         target: Any = app
@@ -166,7 +163,7 @@ def instrument(
             state.metrics_server = start_metrics_server(
                 settings.metrics_host,
                 settings.metrics_port,
-                render,
+                renderer(source),
                 path=settings.metrics_path,
                 protection=protection,
             )

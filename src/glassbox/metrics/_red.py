@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import accumulate
+from typing import Any, NamedTuple
 
 from glassbox.metrics._text import escape_help, fmt, label_block
-from glassbox.metrics.catalogue import RedCatalogue, le_label
+from glassbox.metrics.catalogue import RedCatalogue
 
 __all__ = ["Exemplar", "RedStore", "SeriesKey"]
 
@@ -22,12 +24,11 @@ SeriesKey = tuple[str, str, str]
 """(method, route, status)."""
 
 
-@dataclass(slots=True)
-class Exemplar:
-    """The last traced observation that fell into one bucket."""
+class Exemplar(NamedTuple):
+    """The last traced observation that fell into one bucket (ids as integers)."""
 
-    trace_id: str
-    span_id: str
+    trace_id: int
+    span_id: int
     value: float
     timestamp: float
 
@@ -45,7 +46,8 @@ class RedStore:
     exceptions: dict[SeriesKey, int] = field(default_factory=dict)
     exemplars: dict[tuple[SeriesKey, int], Exemplar] = field(default_factory=dict)
     in_progress: list[int] = field(default_factory=lambda: [0])
-    _labels: dict[SeriesKey, str] = field(default_factory=dict)
+    _prefixes: dict[SeriesKey, tuple[str, ...]] = field(default_factory=dict)
+    _hist_text: dict[SeriesKey, tuple[list[Any], str]] = field(default_factory=dict)
 
     @property
     def bounds(self) -> tuple[float, ...]:
@@ -80,7 +82,7 @@ class RedStore:
         row[-2] += request_bytes
         row[-1] += response_bytes
 
-    def record_exemplar(self, key: SeriesKey, seconds: float, trace_id: str, span_id: str) -> None:
+    def record_exemplar(self, key: SeriesKey, seconds: float, trace_id: int, span_id: int) -> None:
         idx = bisect_left(self.catalogue.buckets, seconds)
         self.exemplars[(key, idx)] = Exemplar(trace_id, span_id, seconds, time.time())
 
@@ -102,50 +104,98 @@ class RedStore:
 
     # -- exposition ---------------------------------------------------------------
 
-    def _label_str(self, key: SeriesKey) -> str:
-        s = self._labels.get(key)
-        if s is None:
-            s = self._labels[key] = label_block(("method", "route", "status"), key)
-        return s
+    def _text(self, key: SeriesKey) -> tuple[str, ...]:
+        """Every line prefix of one series, built once and kept (labels never change)."""
+        parts = self._prefixes.get(key)
+        if parts is None:
+            cat = self.catalogue
+            lab = label_block(("method", "route", "status"), key)
+            hist = cat.request_duration.name
+            parts = (
+                f"{cat.requests_total.name}{{{lab}}} ",
+                *(f'{hist}_bucket{{{lab},le="{le}"}} ' for le in cat.le_values()),
+                f"{hist}_sum{{{lab}}} ",
+                f"{hist}_count{{{lab}}} ",
+                f"{cat.request_size.name}_sum{{{lab}}} ",
+                f"{cat.request_size.name}_count{{{lab}}} ",
+                f"{cat.response_size.name}_sum{{{lab}}} ",
+                f"{cat.response_size.name}_count{{{lab}}} ",
+            )
+            self._prefixes[key] = parts
+        return parts
 
     def render(self, out: list[str], *, openmetrics: bool) -> None:
         """Append this store's metrics to ``out`` in the text or OpenMetrics format."""
+        for _ in self.render_steps(out, openmetrics=openmetrics):
+            pass
+
+    def render_steps(self, out: list[str], *, openmetrics: bool, every: int = 32) -> Iterator[None]:
+        """Like :meth:`render`, pausing (yielding) after every ``every`` series.
+
+        The rows are copied first, so one scrape is a consistent picture even when
+        the caller lets requests run between steps.
+        """
         cat = self.catalogue
         rows = [(k, r[:]) for k, r in list(self.series.items())]
         exemplars = dict(self.exemplars) if openmetrics else {}
+        traced = {k for k, _ in exemplars}
         n = len(cat.buckets) + 1
-        les = [f',le="{le}"}} ' for le in (*(le_label(b) for b in cat.buckets), "+Inf")]
+        texts = [self._text(k) for k, _ in rows]
+        counts = [sum(r[:n]) for _, r in rows]
 
         spec = cat.requests_total
         _header(out, spec.name, "counter", spec.help, openmetrics)
-        name = spec.name
-        for key, row in rows:
-            out.append(f"{name}{{{self._label_str(key)}}} {sum(row[:n])}\n")
+        out.extend([f"{t[0]}{c}\n" for t, c in zip(texts, counts, strict=True)])
+        yield
 
         spec = cat.request_duration
         _header(out, spec.name, "histogram", spec.help, openmetrics)
-        bucket, total, count = f"{spec.name}_bucket{{", f"{spec.name}_sum{{", f"{spec.name}_count{{"
-        for key, row in rows:
-            lab = self._label_str(key)
-            acc = 0
-            for i in range(n):
-                acc += row[i]
-                line = f"{bucket}{lab}{les[i]}{acc}"
-                ex = exemplars.get((key, i)) if exemplars else None
-                if ex is not None:
-                    line += (
-                        f' # {{trace_id="{ex.trace_id}",span_id="{ex.span_id}"}}'
-                        f" {fmt(ex.value)} {ex.timestamp:.3f}"
-                    )
-                out.append(line + "\n")
-            out.append(f"{total}{lab}}} {fmt(row[n])}\n{count}{lab}}} {acc}\n")
+        for i, ((key, row), text) in enumerate(zip(rows, texts, strict=True)):
+            if i % every == every - 1:
+                yield
+            if key in traced:
+                acc = 0
+                for b in range(n):
+                    acc += row[b]
+                    ex = exemplars.get((key, b))
+                    if ex is None:
+                        out.append(f"{text[1 + b]}{acc}\n")
+                    else:
+                        out.append(
+                            f'{text[1 + b]}{acc} # {{trace_id="{ex.trace_id:032x}",'
+                            f'span_id="{ex.span_id:016x}"}} {fmt(ex.value)} {ex.timestamp:.3f}\n'
+                        )
+                out.append(f"{text[n + 1]}{fmt(row[n])}\n{text[n + 2]}{counts[i]}\n")
+            else:
+                # A series unchanged since the last scrape reuses its text; a busy
+                # one is written straight out (caching it would cost a join).
+                head = row[: n + 1]
+                cached = self._hist_text.get(key)
+                if cached is not None and cached[0] == head and cached[1]:
+                    out.append(cached[1])
+                    continue
+                lines = [
+                    f"{p}{c}\n" for p, c in zip(text[1 : n + 1], accumulate(row[:n]), strict=True)
+                ]
+                lines.append(f"{text[n + 1]}{fmt(row[n])}\n{text[n + 2]}{counts[i]}\n")
+                if cached is not None and cached[0] == head:
+                    block = "".join(lines)
+                    self._hist_text[key] = (head, block)
+                    out.append(block)
+                else:
+                    self._hist_text[key] = (head, "")
+                    out.extend(lines)
+        yield
 
-        for spec, idx in ((cat.request_size, n + 1), (cat.response_size, n + 2)):
+        for spec, col, pos in ((cat.request_size, n + 1, n + 3), (cat.response_size, n + 2, n + 5)):
             _header(out, spec.name, "summary", spec.help, openmetrics)
-            for key, row in rows:
-                lab = self._label_str(key)
-                out.append(f"{spec.name}_sum{{{lab}}} {row[idx]}\n")
-                out.append(f"{spec.name}_count{{{lab}}} {sum(row[:n])}\n")
+            out.extend(
+                [
+                    f"{t[pos]}{r[col]}\n{t[pos + 1]}{c}\n"
+                    for (_, r), t, c in zip(rows, texts, counts, strict=True)
+                ]
+            )
+            yield
 
         spec = cat.in_progress
         _header(out, spec.name, "gauge", spec.help, openmetrics)

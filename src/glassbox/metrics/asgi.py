@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import zlib
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from time import perf_counter
@@ -15,7 +16,13 @@ from glassbox.metrics.catalogue import (
     STANDARD_METHODS,
     RedCatalogue,
 )
-from glassbox.metrics.exposition import Render, build_response_async
+from glassbox.metrics.exposition import (
+    Source,
+    content_type,
+    deny,
+    wants_gzip,
+    wants_openmetrics,
+)
 from glassbox.metrics.registry import REGISTRY, Registry
 from glassbox.metrics.routes import RouteResolver, unmatched
 
@@ -27,8 +34,12 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+_METRICS = object()
+_EXCLUDED = object()
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _STATUS = {code: str(code) for code in range(100, 600)}
+#: Characters rendered before a chunk of the /metrics body is sent.
+_CHUNK_CHARS = 256 * 1024
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -93,16 +104,19 @@ class MetricsMiddleware:
         route_resolver: RouteResolver = unmatched,
         excluded_paths: Iterable[str] = DEFAULT_EXCLUDED_PATHS,
         metrics_path: str | None = "/metrics",
-        render: Render | None = None,
+        source: Source | None = None,
         protection: Protection = Protection(),  # noqa: B008 - immutable value object
         exemplars: bool = True,
     ) -> None:
         self.app = app
         self.store = registry.red_store(catalogue)
+        self._bounds = self.store.catalogue.buckets
         self._resolve = route_resolver
-        self._excluded = path_set(excluded_paths)
-        self._metrics_paths = path_set([metrics_path]) if metrics_path else frozenset()
-        self._render: Render = render or (lambda om: registry.render(openmetrics=om))
+        # one dict lookup per request decides: measure, pass through, or serve /metrics
+        self._special: dict[str, object] = dict.fromkeys(path_set(excluded_paths), _EXCLUDED)
+        if metrics_path:
+            self._special.update(dict.fromkeys(path_set([metrics_path]), _METRICS))
+        self._source: Source = source if source is not None else registry
         self._protection = protection
         trace = TraceContext()
         self._trace = trace if exemplars and trace.available else None
@@ -111,12 +125,12 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = scope["path"]
-        if path in self._metrics_paths:
-            await self.serve_metrics(scope, send)
-            return
-        if path in self._excluded:
-            await self.app(scope, receive, send)
+        special = self._special.get(scope["path"])
+        if special is not None:
+            if special is _METRICS:
+                await self.serve_metrics(scope, send)
+            else:
+                await self.app(scope, receive, send)
             return
 
         status = 0
@@ -124,10 +138,10 @@ class MetricsMiddleware:
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status, sent
-            if message["type"] == "http.response.body":
-                sent += len(message.get("body", b""))
-            elif message["type"] == "http.response.start":
+            if message["type"] == "http.response.start":
                 status = message["status"]
+            else:
+                sent += len(message.get("body", b""))
             await send(message)
 
         store = self.store
@@ -157,7 +171,7 @@ class MetricsMiddleware:
             row = store.series.get(key)
             if row is None:
                 row = store.series[key] = store.new_series()
-            row[bisect_left(store.catalogue.buckets, elapsed)] += 1
+            row[bisect_left(self._bounds, elapsed)] += 1
             row[-3] += elapsed
             row[-1] += sent
             if method in _BODY_METHODS:
@@ -170,17 +184,55 @@ class MetricsMiddleware:
             if self._trace is not None:
                 span = self._trace.current()
                 if span is not None:
-                    store.record_exemplar(key, elapsed, f"{span[0]:032x}", f"{span[1]:016x}")
+                    store.record_exemplar(key, elapsed, span[0], span[1])
 
     async def serve_metrics(self, scope: Scope, send: Send) -> None:
-        """Answer a scrape; rendering and compression run in a worker thread."""
-        status, headers, body = await build_response_async(
-            self._render,
-            method=scope.get("method", "GET"),
-            accept=_header(scope, b"accept"),
-            accept_encoding=_header(scope, b"accept-encoding"),
-            authorization=_header(scope, b"authorization"),
-            protection=self._protection,
-        )
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        """Answer a scrape without holding the event loop.
+
+        A multiprocess merge (file I/O) runs in a worker thread; rendering runs on
+        the loop in small steps, yielding to other requests between them, and the
+        body is streamed (gzip-compressed incrementally when the scraper accepts it).
+        """
+        method = scope.get("method", "GET")
+        refused = deny(method, _header(scope, b"authorization"), self._protection)
+        if refused is not None:
+            status, headers, body = refused
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        openmetrics = wants_openmetrics(_header(scope, b"accept"))
+        compress = wants_gzip(_header(scope, b"accept-encoding"))
+        headers = [
+            (b"content-type", content_type(openmetrics)),
+            (b"cache-control", b"no-store"),
+            (b"vary", b"Accept, Accept-Encoding"),
+        ]
+        if compress:
+            headers.append((b"content-encoding", b"gzip"))
+        source = self._source
+        if source.merges:
+            view = await asyncio.get_running_loop().run_in_executor(None, source.view)
+        else:
+            view = source.view()
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if method == "HEAD":
+            await send({"type": "http.response.body", "body": b""})
+            return
+        gz = zlib.compressobj(1, zlib.DEFLATED, 31) if compress else None
+        out: list[str] = []
+        for _ in view.render_steps(out, openmetrics=openmetrics):
+            if sum(map(len, out)) >= _CHUNK_CHARS:
+                await self._send_chunk(send, out, gz)
+            await asyncio.sleep(0)
+        await self._send_chunk(send, out, gz, last=True)
+
+    @staticmethod
+    async def _send_chunk(
+        send: Send, out: list[str], gz: zlib._Compress | None, *, last: bool = False
+    ) -> None:
+        data = "".join(out).encode("utf-8")
+        out.clear()
+        if gz is not None:
+            data = gz.compress(data) + (gz.flush() if last else b"")
+        if data or last:
+            await send({"type": "http.response.body", "body": data, "more_body": not last})

@@ -1,19 +1,24 @@
-"""Serving ``/metrics``: content negotiation, gzip, protection, off-loop rendering."""
+"""Serving ``/metrics``: content negotiation, gzip and protection, shared by every server."""
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from glassbox._auth import Protection
+
+if TYPE_CHECKING:
+    from glassbox.metrics.registry import Registry
 
 __all__ = [
     "OPENMETRICS_CONTENT_TYPE",
     "TEXT_CONTENT_TYPE",
     "MetricsResponse",
+    "Source",
     "build_response",
+    "deny",
+    "renderer",
     "wants_gzip",
     "wants_openmetrics",
 ]
@@ -25,6 +30,25 @@ _GZIP_MIN_BYTES: Final = 1024
 
 Render = Callable[[bool], str]
 """``render(openmetrics) -> exposition text``."""
+
+
+class Source(Protocol):
+    """Where a scrape's metrics come from: a registry, or several workers merged."""
+
+    @property
+    def merges(self) -> bool:
+        """True if :meth:`view` does file I/O (run it off the event loop)."""
+        ...
+
+    def view(self) -> Registry:
+        """The registry to render for this scrape."""
+        ...
+
+
+def renderer(source: Source) -> Render:
+    """A plain ``render(openmetrics)`` function for ``source``."""
+    return lambda openmetrics: source.view().render(openmetrics=openmetrics)
+
 
 MetricsResponse = tuple[int, list[tuple[bytes, bytes]], bytes]
 
@@ -62,16 +86,8 @@ def wants_gzip(accept_encoding: str | None) -> bool:
     return False
 
 
-def build_response(
-    render: Render,
-    *,
-    method: str,
-    accept: str | None,
-    accept_encoding: str | None,
-    authorization: str | None,
-    protection: Protection,
-) -> MetricsResponse:
-    """Status, headers and body for one ``/metrics`` request (runs off the event loop)."""
+def deny(method: str, authorization: str | None, protection: Protection) -> MetricsResponse | None:
+    """The 401 or 405 answer for a scrape that may not proceed, else None."""
     if not protection.allows(authorization):
         body = b"authentication required\n"
         return (
@@ -89,6 +105,26 @@ def build_response(
             [(b"allow", b"GET, HEAD"), (b"content-type", b"text/plain"), (b"content-length", b"0")],
             b"",
         )
+    return None
+
+
+def content_type(openmetrics: bool) -> bytes:
+    return (OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE).encode()
+
+
+def build_response(
+    render: Render,
+    *,
+    method: str,
+    accept: str | None,
+    accept_encoding: str | None,
+    authorization: str | None,
+    protection: Protection,
+) -> MetricsResponse:
+    """Status, headers and body for one ``/metrics`` request (runs off the event loop)."""
+    refused = deny(method, authorization, protection)
+    if refused is not None:
+        return refused
     openmetrics = wants_openmetrics(accept)
     body = render(openmetrics).encode("utf-8")
     headers = [
@@ -104,27 +140,3 @@ def build_response(
         headers.append((b"content-encoding", b"gzip"))
     headers.append((b"content-length", str(len(body)).encode()))
     return 200, headers, (b"" if method == "HEAD" else body)
-
-
-async def build_response_async(
-    render: Render,
-    *,
-    method: str,
-    accept: str | None,
-    accept_encoding: str | None,
-    authorization: str | None,
-    protection: Protection,
-) -> MetricsResponse:
-    """:func:`build_response` in a worker thread, so rendering never stalls the loop."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(
-        None,
-        lambda: build_response(
-            render,
-            method=method,
-            accept=accept,
-            accept_encoding=accept_encoding,
-            authorization=authorization,
-            protection=protection,
-        ),
-    )

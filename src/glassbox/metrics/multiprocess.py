@@ -90,7 +90,7 @@ def snapshot(registry: Registry) -> dict[str, Any]:
             "exceptions": [[*k, n] for k, n in list(store.exceptions.items())],
             "in_progress": store.in_progress[0],
             "exemplars": [
-                [*k, idx, e.trace_id, e.span_id, e.value, e.timestamp]
+                [*k, idx, f"{e.trace_id:032x}", f"{e.span_id:016x}", e.value, e.timestamp]
                 for (k, idx), e in list(store.exemplars.items())
             ],
         }
@@ -133,7 +133,7 @@ def absorb(view: Registry, snap: dict[str, Any], *, pid: int | None, gauges: boo
                 ekey = ((m, r, s), idx)
                 old = store.exemplars.get(ekey)
                 if old is None or old.timestamp < ts:
-                    store.exemplars[ekey] = Exemplar(trace, span, value, ts)
+                    store.exemplars[ekey] = Exemplar(int(trace, 16), int(span, 16), value, ts)
     for name, data in snap.get("families", {}).items():
         kind = data["type"]
         if kind == "gauge" and not gauges:
@@ -296,8 +296,15 @@ class MultiprocessExposition:
         """Snapshot files of workers (this one's included), archive excluded."""
         return sorted(self.directory.glob(f"{_PREFIX}*.json"))
 
+    merges = True
+    """Building the view reads the other workers' files: run it off the event loop."""
+
     def render(self, openmetrics: bool) -> str:
         """Merge every worker's counts with this worker's live state and render them."""
+        return self.view().render(openmetrics=openmetrics)
+
+    def view(self) -> Registry:
+        """A registry holding the merged counts of every worker, live and dead."""
         view = Registry()
         # Write what this scrape reports before reporting it: a later scrape answered
         # by another worker then reads at least these counts, so counters never go
@@ -321,7 +328,7 @@ class MultiprocessExposition:
         if archive is not None:
             absorb(view, archive, pid=None, gauges=False)
         view.collectors = list(self.registry.collectors)
-        return view.render(openmetrics=openmetrics)
+        return view
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -9,7 +9,7 @@ existing prometheus_client metrics and the process collector appear on ``/metric
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from glassbox.exceptions import ConfigurationError, DuplicateMetricError
@@ -201,34 +201,49 @@ class Registry:
 
     # -- exposition ----------------------------------------------------------------------
 
+    merges = False
+    """A registry renders itself; no I/O is needed to build its view."""
+
+    def view(self) -> Registry:
+        """The registry to render: this one (a multiprocess source merges first)."""
+        return self
+
     def render(self, *, openmetrics: bool = False) -> str:
         """Every metric of this registry in the text (0.0.4) or OpenMetrics format."""
         out: list[str] = []
-        self.render_into(out, openmetrics=openmetrics)
-        if openmetrics:
-            out.append("# EOF\n")
+        for _ in self.render_steps(out, openmetrics=openmetrics):
+            pass
         return "".join(out)
 
-    def render_into(self, out: list[str], *, openmetrics: bool) -> None:
+    def render_steps(self, out: list[str], *, openmetrics: bool) -> Iterator[None]:
+        """Append the exposition to ``out`` in steps, yielding between them.
+
+        An async server drains ``out`` and lets other requests run at each step, so
+        a large scrape never holds the event loop (or the GIL) for long.
+        """
         for store in list(self.red.values()):
-            store.render(out, openmetrics=openmetrics)
+            yield from store.render_steps(out, openmetrics=openmetrics)
         if self.info is not None:
             spec = SERVICE_INFO
             out.append(f"# HELP {spec.name} {escape_help(spec.help)}\n# TYPE {spec.name} gauge\n")
             out.append(f"{spec.name}{{{label_block(spec.labels, self.info)}}} 1\n")
         for family in list(self.families.values()):
             family.render(out, openmetrics=openmetrics)
+            yield
         if self.overflow:
+            name = OVERFLOW_METRIC[:-6] if openmetrics else OVERFLOW_METRIC
             out.append(
-                f"# HELP {OVERFLOW_METRIC[:-6] if openmetrics else OVERFLOW_METRIC}"
-                " Label values folded into __overflow__ because the label's cap was reached.\n"
-                f"# TYPE {OVERFLOW_METRIC[:-6] if openmetrics else OVERFLOW_METRIC} counter\n"
+                f"# HELP {name} Label values folded into __overflow__ because the label's"
+                f" cap was reached.\n# TYPE {name} counter\n"
             )
             for (metric, label), n in list(self.overflow.items()):
                 labels = label_block(("metric", "label"), (metric, label))
                 out.append(f"{OVERFLOW_METRIC}{{{labels}}} {n}\n")
         for collector in list(self.collectors):
             render_collected(out, collector.collect(), openmetrics=openmetrics)
+            yield
+        if openmetrics:
+            out.append("# EOF\n")
 
 
 def render_collected(out: list[str], families: Iterable[Any], *, openmetrics: bool) -> None:

@@ -24,7 +24,7 @@ from glassbox.metrics.catalogue import (
     UNMATCHED_ROUTE,
     RedCatalogue,
 )
-from glassbox.metrics.exposition import Render, build_response
+from glassbox.metrics.exposition import Render, Source, build_response, renderer
 from glassbox.metrics.registry import REGISTRY, Registry
 
 __all__ = ["ROUTE_KEY", "WSGIMetricsMiddleware"]
@@ -100,7 +100,7 @@ class WSGIMetricsMiddleware:
         registry: Registry = REGISTRY,
         excluded_paths: Iterable[str] = DEFAULT_EXCLUDED_PATHS,
         metrics_path: str | None = "/metrics",
-        render: Render | None = None,
+        source: Source | None = None,
         protection: Protection = Protection(),  # noqa: B008 - immutable value object
         exemplars: bool = True,
     ) -> None:
@@ -108,7 +108,7 @@ class WSGIMetricsMiddleware:
         self.store: RedStore = registry.red_store(catalogue)
         self._excluded = path_set(excluded_paths)
         self._metrics_paths = path_set([metrics_path]) if metrics_path else frozenset()
-        self._render: Render = render or (lambda om: registry.render(openmetrics=om))
+        self._render: Render = renderer(source if source is not None else registry)
         self._protection = protection
         trace = TraceContext()
         self._trace = trace if exemplars and trace.available else None
@@ -164,7 +164,7 @@ class WSGIMetricsMiddleware:
         if self._trace is not None:
             span = self._trace.current()
             if span is not None:
-                store.record_exemplar(key, elapsed, f"{span[0]:032x}", f"{span[1]:016x}")
+                store.record_exemplar(key, elapsed, span[0], span[1])
 
     def _serve_metrics(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         status, headers, body = build_response(
