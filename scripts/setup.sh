@@ -13,6 +13,8 @@ command -v "$PY" >/dev/null 2>&1 || need_apt+=(python3)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ "$profile" = dev ]; then
   command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+  command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+  compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need_apt+=(postgresql)
 fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"

@@ -58,3 +58,44 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
     yield started
     for proc in started:
         stop_process(proc)
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    from tests.servers import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_server() -> Iterator[object]:
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from tests.servers import PostgresServer
+
+    # not under pytest's 0700 tmp tree: the server runs as the postgres user
+    workdir = Path(tempfile.mkdtemp(prefix="glassbox-pg-"))
+    try:
+        server = PostgresServer(workdir)
+        server.start()
+        wait_for(lambda: _pg_ready(server.dsn), 30, "postgres to accept queries")
+        yield server
+        server.stop()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _pg_ready(dsn: str) -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(dsn, connect_timeout=1) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.OperationalError:
+        return False
+    return True

@@ -9,6 +9,7 @@ def test_all_is_exactly_the_public_api() -> None:
         "flask",
         "django",
         "cli",
+        "health",
     }
     assert set(glassbox.__all__) == public | {"__version__"}
     assert len(glassbox.__all__) == len(set(glassbox.__all__))  # order: ruff RUF022

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from glassbox._settings import Settings, load_settings
 from glassbox.exceptions import ConfigurationError
+from glassbox.health.endpoints import HealthEndpoints, HealthMiddleware, WSGIHealthMiddleware
+from glassbox.health.runner import HealthRunner
 from glassbox.metrics.asgi import MetricsMiddleware
 from glassbox.metrics.catalogue import red_catalogue
 from glassbox.metrics.exposition import Source, renderer
@@ -32,6 +35,7 @@ class Instrumentation:
         self.registry = registry
         self.source = source
         self.metrics_server: MetricsServer | None = None
+        self.health: HealthRunner | None = None
 
 
 def _is_starlette(app: Any) -> bool:
@@ -83,14 +87,16 @@ def instrument(
     *,
     service: str | None = None,
     registry: Registry | None = None,
+    health: Iterable[object] = (),
     **options: Any,
 ) -> AppT:
     """Give ``app`` RED metrics and a ``/metrics`` endpoint; returns the app to serve.
 
     Starlette, FastAPI and Flask apps are changed in place (the same object comes
     back). A Django handler or a plain ASGI/WSGI callable is wrapped: serve the
-    returned object. ``options`` are :class:`glassbox.Settings` fields and win over
-    ``GLASSBOX_*`` environment variables.
+    returned object. ``health`` lists checks (glassbox.health.checks objects or plain
+    callables) for ``/health/ready`` and ``/health``. ``options`` are
+    :class:`glassbox.Settings` fields and win over ``GLASSBOX_*`` environment variables.
     """
     settings = load_settings(service=service, **options)
     reg = registry or REGISTRY
@@ -119,18 +125,36 @@ def instrument(
         "protection": protection,
         "exemplars": settings.exemplars,
     }
+    runner = HealthRunner(
+        health,
+        pass_ttl=settings.health_pass_ttl,
+        fail_ttl=settings.health_fail_ttl,
+        deadline=settings.health_deadline,
+        registry=reg,
+    )
+    endpoints = HealthEndpoints(
+        runner,
+        service=settings.service,
+        version=settings.version,
+        protection=settings.health_protection(),
+    )
+    health_kw: dict[str, Any] = {"endpoints": endpoints, "prefix": settings.health_prefix}
     state = Instrumentation(settings, reg, source)
+    state.health = runner
     result: Any
     if _is_starlette(app):
         target: Any = app
         target.add_middleware(MetricsMiddleware, route_resolver=StarletteRoutes(target), **common)
+        target.add_middleware(HealthMiddleware, **health_kw)
         target.state.glassbox = state
         result = app
     elif _is_flask(app):
         from glassbox.flask import install_route_hook
 
         target = app
-        target.wsgi_app = WSGIMetricsMiddleware(target.wsgi_app, **common)
+        target.wsgi_app = WSGIHealthMiddleware(
+            WSGIMetricsMiddleware(target.wsgi_app, **common), **health_kw
+        )
         install_route_hook(target)
         target.extensions["glassbox"] = state
         result = app
@@ -143,15 +167,15 @@ def instrument(
                 " requests are labelled by URL pattern instead of '<unmatched>'"
             )
         result = (
-            MetricsMiddleware(app, **common)  # type: ignore[arg-type]
+            HealthMiddleware(MetricsMiddleware(app, **common), **health_kw)  # type: ignore[arg-type]
             if _is_asgi(app)
-            else WSGIMetricsMiddleware(app, **common)  # type: ignore[arg-type]
+            else WSGIHealthMiddleware(WSGIMetricsMiddleware(app, **common), **health_kw)  # type: ignore[arg-type]
         )
     elif callable(app):
         result = (
-            MetricsMiddleware(app, **common)
+            HealthMiddleware(MetricsMiddleware(app, **common), **health_kw)
             if _is_asgi(app)
-            else WSGIMetricsMiddleware(app, **common)
+            else WSGIHealthMiddleware(WSGIMetricsMiddleware(app, **common), **health_kw)
         )
     else:
         raise ConfigurationError(

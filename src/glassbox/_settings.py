@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     metrics_token_file: Path | None = None
     metrics_basic_auth: SecretStr | None = None
     metrics_basic_auth_file: Path | None = None
+    health_prefix: str = "/health"
+    health_token: SecretStr | None = None
+    health_token_file: Path | None = None
+    health_pass_ttl: float = Field(2.0, ge=0)
+    health_fail_ttl: float = Field(0.5, ge=0)
+    health_deadline: float = Field(0.8, gt=0, le=60)
     exemplars: bool = True
     process_metrics: bool = True
     multiprocess: bool | None = None
@@ -73,7 +79,7 @@ class Settings(BaseSettings):
     def _buckets(cls, value: tuple[float, ...]) -> tuple[float, ...]:
         return check_buckets(value)
 
-    @field_validator("metrics_path")
+    @field_validator("metrics_path", "health_prefix")
     @classmethod
     def _path(cls, value: str) -> str:
         if not value.startswith("/"):
@@ -101,6 +107,15 @@ class Settings(BaseSettings):
                 )
             basic = (user, password)
         return Protection(token=token, basic=basic)
+
+    def health_protection(self) -> Protection:
+        """Protection of ``/health/detailed`` (``GLASSBOX_HEALTH_TOKEN`` or its file)."""
+        return _health_protection(self)
+
+
+def _health_protection(settings: Settings) -> Protection:
+    token = _secret(settings.health_token, settings.health_token_file, "health_token")
+    return Protection(token=token)
 
 
 def _secret(value: SecretStr | None, path: Path | None, name: str) -> str | None:

@@ -1,0 +1,165 @@
+"""Redis and PostgreSQL checks that reuse the application's clients and pools.
+
+Give the check the client or pool the application already has; it then costs one
+round trip (``PING`` / ``SELECT 1``) on a pooled connection. Given only a URL, the
+check keeps one client of its own for its lifetime (per event loop) and never opens
+a connection per probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from glassbox.exceptions import ConfigurationError
+from glassbox.health.checks.base import Check
+from glassbox.health.result import CheckResult
+
+__all__ = ["Postgres", "Redis"]
+
+
+def _check_url(url: str, schemes: tuple[str, ...], what: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in schemes or not (parts.hostname or parts.path):
+        raise ConfigurationError(
+            f"{what} URL must look like {schemes[0]}://host:port/..., got scheme"
+            f" {parts.scheme!r} (the URL itself is not shown: it may hold a password)"
+        )
+    return url
+
+
+class _LoopBound:
+    """One lazily created client per event loop (clients cannot cross loops)."""
+
+    def __init__(self) -> None:
+        self._clients: dict[int, Any] = {}
+
+    def get(self, factory: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(id(loop))
+        if client is None:
+            client = self._clients[id(loop)] = factory()
+        return client
+
+    def drop(self) -> None:
+        self._clients.pop(id(asyncio.get_running_loop()), None)
+
+
+def _is_async_client(client: Any) -> bool:
+    """redis.asyncio clients: ``execute_command`` is a coroutine function."""
+    return inspect.iscoroutinefunction(
+        getattr(client, "execute_command", None)
+    ) or inspect.iscoroutinefunction(getattr(client, "ping", None))
+
+
+class Redis(Check):
+    """``PING`` through a redis-py client (async or sync) or a ``redis://`` URL."""
+
+    component_type = "datastore"
+    measurement = "responseTime"
+
+    def __init__(
+        self, client: Any = None, *, url: str | None = None, name: str = "redis", **kw: Any
+    ) -> None:
+        super().__init__(name, **kw)
+        if (client is None) == (url is None):
+            raise ConfigurationError(
+                f"health check {name!r}: pass either client= or url=, exactly one"
+            )
+        self._url = _check_url(url, ("redis", "rediss", "unix"), "Redis") if url else None
+        self._client = client
+        self._own = _LoopBound()
+
+    async def probe(self) -> CheckResult:
+        client = self._client
+        if client is None:
+            import redis.asyncio
+
+            url = self._url
+            assert url is not None
+            client = self._own.get(
+                lambda: redis.asyncio.from_url(
+                    url,
+                    socket_connect_timeout=self.timeout,
+                    socket_timeout=self.timeout,
+                    max_connections=2,
+                )
+            )
+        start = time.perf_counter()
+        if _is_async_client(client):
+            reply = await client.ping()
+        else:  # a synchronous client must not block the event loop
+            reply = await asyncio.to_thread(client.ping)
+        elapsed = (time.perf_counter() - start) * 1000
+        if reply not in (True, b"PONG", "PONG"):
+            return CheckResult.failed(f"unexpected PING reply {reply!r}"[:120])
+        return CheckResult.passed(round(elapsed, 3), "ms")
+
+
+class Postgres(Check):
+    """``SELECT 1`` on a pool/engine the app has (asyncpg, psycopg, SQLAlchemy) or a DSN."""
+
+    component_type = "datastore"
+    measurement = "responseTime"
+
+    def __init__(
+        self, pool: Any = None, *, dsn: str | None = None, name: str = "postgres", **kw: Any
+    ) -> None:
+        super().__init__(name, **kw)
+        if (pool is None) == (dsn is None):
+            raise ConfigurationError(
+                f"health check {name!r}: pass either pool= or dsn=, exactly one"
+            )
+        self._dsn = _check_url(dsn, ("postgresql", "postgres"), "PostgreSQL") if dsn else None
+        self._pool = pool
+        self._own = _LoopBound()
+
+    async def _select_one(self, pool: Any) -> Any:
+        if hasattr(pool, "fetchval"):  # asyncpg pool or connection
+            return await pool.fetchval("SELECT 1")
+        if hasattr(pool, "getconn") and hasattr(pool, "connection"):
+            async with pool.connection() as conn:  # psycopg_pool.AsyncConnectionPool
+                cur = await conn.execute("SELECT 1")
+                return (await cur.fetchone())[0]
+        if hasattr(pool, "connect") and hasattr(pool, "dispose"):  # SQLAlchemy AsyncEngine
+            from sqlalchemy import text
+
+            async with pool.connect() as conn:
+                return (await conn.execute(text("SELECT 1"))).scalar()
+        raise ConfigurationError(
+            f"health check {self.name!r}: cannot run SELECT 1 on {type(pool).__name__};"
+            " pass an asyncpg pool, a psycopg AsyncConnectionPool or a SQLAlchemy AsyncEngine"
+        )
+
+    async def _own_connection(self) -> Any:
+        import psycopg
+
+        holder = self._own.get(lambda: {"conn": None})
+        conn = holder["conn"]
+        if conn is None or conn.closed or conn.broken:
+            assert self._dsn is not None
+            conn = await psycopg.AsyncConnection.connect(
+                self._dsn, connect_timeout=max(1, int(self.timeout + 0.999)), autocommit=True
+            )
+            holder["conn"] = conn
+        return conn
+
+    async def probe(self) -> CheckResult:
+        start = time.perf_counter()
+        if self._pool is not None:
+            value = await self._select_one(self._pool)
+        else:
+            conn = await self._own_connection()
+            try:
+                cur = await conn.execute("SELECT 1")
+                value = (await cur.fetchone())[0]
+            except Exception:
+                await conn.close()
+                raise
+        elapsed = (time.perf_counter() - start) * 1000
+        if value != 1:
+            return CheckResult.failed(f"SELECT 1 returned {value!r}"[:120])
+        return CheckResult.passed(round(elapsed, 3), "ms")
