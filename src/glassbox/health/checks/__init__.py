@@ -3,6 +3,7 @@
 from glassbox.health.checks.base import DEFAULT_TIMEOUT, Check, FunctionCheck
 from glassbox.health.checks.datastores import Postgres, Redis
 from glassbox.health.checks.http import Http, Qdrant
+from glassbox.health.checks.mongodb import MongoDB
 from glassbox.health.checks.system import Cpu, Disk, Memory
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "FunctionCheck",
     "Http",
     "Memory",
+    "MongoDB",
     "Postgres",
     "Qdrant",
     "Redis",

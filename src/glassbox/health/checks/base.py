@@ -2,21 +2,42 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from glassbox.exceptions import ConfigurationError
 from glassbox.health.result import CheckResult, Status
 
-__all__ = ["DEFAULT_TIMEOUT", "Check", "FunctionCheck", "as_check", "to_result"]
+__all__ = ["DEFAULT_TIMEOUT", "Check", "FunctionCheck", "PerLoop", "as_check", "to_result"]
 
 #: Per-check timeout in seconds: well under Kubernetes' default 1 s probe timeout.
 DEFAULT_TIMEOUT: Final = 0.5
 _NAME_RE: Final = re.compile(r"^[a-zA-Z][a-zA-Z0-9_.-]{0,63}$")
 
 CheckReturn = CheckResult | Status | bool | None
+
+
+class PerLoop:
+    """One lazily made client per event loop: async clients cannot cross loops.
+
+    Keyed weakly by the loop object, so a new loop never inherits a dead loop's client.
+    """
+
+    def __init__(self) -> None:
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def get(self, factory: Callable[[], Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = factory()
+        return client
 
 
 def to_result(value: object) -> CheckResult:

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from glassbox.exceptions import ConfigurationError
-from glassbox.health.checks.base import Check
+from glassbox.health.checks.base import Check, PerLoop
 from glassbox.health.result import CheckResult
 
 __all__ = ["Postgres", "Redis"]
@@ -29,23 +29,6 @@ def _check_url(url: str, schemes: tuple[str, ...], what: str) -> str:
             f" {parts.scheme!r} (the URL itself is not shown: it may hold a password)"
         )
     return url
-
-
-class _LoopBound:
-    """One lazily created client per event loop (clients cannot cross loops)."""
-
-    def __init__(self) -> None:
-        self._clients: dict[int, Any] = {}
-
-    def get(self, factory: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(id(loop))
-        if client is None:
-            client = self._clients[id(loop)] = factory()
-        return client
-
-    def drop(self) -> None:
-        self._clients.pop(id(asyncio.get_running_loop()), None)
 
 
 def _is_async_client(client: Any) -> bool:
@@ -71,7 +54,7 @@ class Redis(Check):
             )
         self._url = _check_url(url, ("redis", "rediss", "unix"), "Redis") if url else None
         self._client = client
-        self._own = _LoopBound()
+        self._own = PerLoop()
 
     async def probe(self) -> CheckResult:
         client = self._client
@@ -115,7 +98,7 @@ class Postgres(Check):
             )
         self._dsn = _check_url(dsn, ("postgresql", "postgres"), "PostgreSQL") if dsn else None
         self._pool = pool
-        self._own = _LoopBound()
+        self._own = PerLoop()
 
     async def _select_one(self, pool: Any) -> Any:
         if hasattr(pool, "fetchval"):  # asyncpg pool or connection

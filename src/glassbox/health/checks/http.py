@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from glassbox.exceptions import ConfigurationError
-from glassbox.health.checks.base import Check
+from glassbox.health.checks.base import Check, PerLoop
 from glassbox.health.result import CheckResult
 
 __all__ = ["Http", "Qdrant"]
@@ -37,19 +37,16 @@ class Http(Check):
         self.url = url
         self.expect_status = expect_status
         self._headers = headers or {}
-        self._clients: dict[int, Any] = {}
+        self._clients = PerLoop()
 
     async def probe(self) -> CheckResult:
-        import asyncio
-
         import httpx
 
-        loop_id = id(asyncio.get_running_loop())
-        client = self._clients.get(loop_id)
-        if client is None:
-            client = self._clients[loop_id] = httpx.AsyncClient(
+        client = self._clients.get(
+            lambda: httpx.AsyncClient(
                 timeout=self.timeout, headers=self._headers, follow_redirects=False
             )
+        )
         start = time.perf_counter()
         response = await client.get(self.url)
         elapsed = round((time.perf_counter() - start) * 1000, 3)

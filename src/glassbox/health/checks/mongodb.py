@@ -1,0 +1,69 @@
+"""MongoDB: the ``ping`` command through the app's client (pymongo, motor) or a URL."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from glassbox.exceptions import ConfigurationError
+from glassbox.health.checks.base import Check, PerLoop
+from glassbox.health.result import CheckResult
+
+__all__ = ["MongoDB"]
+
+
+class MongoDB(Check):
+    """``{ping: 1}`` on the admin database; one client kept per event loop when given a URL."""
+
+    component_type = "datastore"
+    measurement = "responseTime"
+
+    def __init__(
+        self, client: Any = None, *, url: str | None = None, name: str = "mongodb", **kw: Any
+    ) -> None:
+        super().__init__(name, **kw)
+        if (client is None) == (url is None):
+            raise ConfigurationError(
+                f"health check {name!r}: pass either client= or url=, exactly one"
+            )
+        if url is not None and urlsplit(url).scheme not in ("mongodb", "mongodb+srv"):
+            raise ConfigurationError(
+                f"health check {name!r}: MongoDB URL must look like mongodb://host:port"
+                " (the URL itself is not shown: it may hold a password)"
+            )
+        self._client = client
+        self._url = url
+        self._own = PerLoop()
+
+    def _url_client(self) -> Any:
+        from pymongo import AsyncMongoClient
+
+        ms = int(self.timeout * 1000)
+        return self._own.get(
+            lambda: AsyncMongoClient(
+                self._url,
+                serverSelectionTimeoutMS=ms,
+                connectTimeoutMS=ms,
+                socketTimeoutMS=ms,
+                maxPoolSize=2,
+                appname="glassbox-health",
+            )
+        )
+
+    async def probe(self) -> CheckResult:
+        client = self._client if self._client is not None else self._url_client()
+        start = time.perf_counter()
+        command = client.admin.command
+        if inspect.iscoroutinefunction(command):
+            reply = await command("ping")
+        else:  # a synchronous pymongo MongoClient must not block the event loop
+            reply = await asyncio.to_thread(command, "ping")
+            if inspect.isawaitable(reply):  # motor returns a future from a plain method
+                reply = await reply
+        elapsed = round((time.perf_counter() - start) * 1000, 3)
+        if float(reply.get("ok", 0)) != 1.0:
+            return CheckResult.failed(f"ping answered ok={reply.get('ok')!r}", elapsed, "ms")
+        return CheckResult.passed(elapsed, "ms")
