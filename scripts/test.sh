@@ -6,3 +6,4 @@ bash scripts/setup.sh dev
 echo "== ruff"; .venv/bin/ruff check .
 echo "== mypy --strict"; .venv/bin/mypy
 echo "== pytest"; .venv/bin/python -m pytest "$@"
+echo "== oldest supported framework releases"; bash scripts/test-oldest.sh

@@ -344,3 +344,22 @@ def test_a_large_scrape_yields_to_other_tasks_and_streams(registry: glassbox.Reg
     assert bodies[-1]["more_body"] is False
     text = gzip_mod.decompress(b"".join(m["body"] for m in bodies)).decode()
     assert text == registry.render()
+
+
+def test_endpoint_fallback_for_starlette_releases_without_scope_route() -> None:
+    """Before Starlette 1.7 only scope["endpoint"] names the match; shared endpoints too."""
+    from glassbox.metrics.routes import StarletteRoutes
+
+    app = starlette_app()
+    resolve = StarletteRoutes(app)
+    cases = {
+        "/items/3": "/items/{item_id}",
+        "/users/7": "/users/{user_id}",
+        "/users/": "/users/",
+        "/v1/nested/acme/deep/1": "/v1/nested/{tenant}/deep/{x}",
+    }
+    for path, template in cases.items():
+        scope = {"type": "http", "path": path, "root_path": "", "endpoint": ok}
+        assert resolve(scope) == template, path
+    assert resolve({"type": "http", "path": "/boom", "endpoint": boom}) == "/boom"
+    assert resolve({"type": "http", "path": "/x", "endpoint": object()}) == "<unmatched>"

@@ -24,16 +24,42 @@ def _mount_prefix(route: Any) -> str:
     return fmt[: -len("/{path}")] if fmt.endswith("/{path}") else fmt.rstrip("/")
 
 
+def _route_path(scope: MutableMapping[str, Any]) -> str:
+    """The request path below the app's own root path (mounts may have moved root_path)."""
+    path = str(scope.get("path", ""))
+    root = str(scope.get("app_root_path", scope.get("root_path", "")) or "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
+        return path[len(root) :] or "/"
+    return path
+
+
+def _chain_matches(chain: tuple[Any, ...], path: str) -> bool:
+    """True if the mounts in ``chain`` and then its leaf route match ``path``."""
+    for node in chain:
+        regex = getattr(node, "path_regex", None)
+        match = regex.match(path) if regex is not None else None
+        if match is None:
+            return False
+        rest = match.groupdict().get("path")
+        if node is not chain[-1]:
+            path = "/" + (rest or "")
+    return True
+
+
 class StarletteRoutes:
     """Resolves ``scope["route"]`` of a Starlette/FastAPI app to its full template."""
 
     def __init__(self, root: Any) -> None:
         self._root = root
         self._by_route: dict[int, tuple[Any, str]] = {}
-        self._by_endpoint: dict[int, tuple[Any, str]] = {}
+        # endpoint -> every (endpoint, template, chain) serving it, in routing order; the
+        # chain (mounts..., leaf) disambiguates an endpoint shared by several routes
+        self._by_endpoint: dict[int, list[tuple[Any, str, tuple[Any, ...]]]] = {}
         self._known = -1
 
-    def _walk(self, routes: list[Any], prefix: str, seen: set[int]) -> None:
+    def _walk(
+        self, routes: list[Any], prefix: str, seen: set[int], chain: tuple[Any, ...] = ()
+    ) -> None:
         for route in routes:
             if id(route) in seen:
                 continue
@@ -42,17 +68,19 @@ class StarletteRoutes:
             if children and hasattr(route, "path_format"):  # Mount with a router
                 base = prefix + _mount_prefix(route)
                 self._by_route[id(route)] = (route, base + "/{path}")
-                self._walk(list(children), base, seen)
+                self._walk(list(children), base, seen, (*chain, route))
             elif children:  # Host: the host is not part of the path
-                self._walk(list(children), prefix, seen)
+                self._walk(list(children), prefix, seen, chain)
             else:
                 template = getattr(route, "path_format", None) or getattr(route, "path", None)
                 if isinstance(template, str):
                     full = prefix + template
                     self._by_route[id(route)] = (route, full)
                     endpoint = getattr(route, "endpoint", None)
-                    if endpoint is not None and id(endpoint) not in self._by_endpoint:
-                        self._by_endpoint[id(endpoint)] = (endpoint, full)
+                    if endpoint is not None:
+                        self._by_endpoint.setdefault(id(endpoint), []).append(
+                            (endpoint, full, (*chain, route))
+                        )
 
     def rebuild(self) -> None:
         """Walk the route tree again (routes may be added after instrumenting)."""
@@ -74,14 +102,19 @@ class StarletteRoutes:
                 return hit[1]
             template = getattr(route, "path_format", None)
             return template if isinstance(template, str) else UNMATCHED_ROUTE
-        endpoint = scope.get("endpoint")  # Starlette releases that do not set "route"
+        endpoint = scope.get("endpoint")  # Starlette < 1.7 does not set "route"
         if endpoint is not None:
-            hit = self._by_endpoint.get(id(endpoint))
-            if hit is None or hit[0] is not endpoint:
+            hits = self._by_endpoint.get(id(endpoint))
+            if not hits or hits[0][0] is not endpoint:
                 self.rebuild()
-                hit = self._by_endpoint.get(id(endpoint))
-            if hit is not None and hit[0] is endpoint:
-                return hit[1]
+                hits = self._by_endpoint.get(id(endpoint))
+            if hits and hits[0][0] is endpoint:
+                if len(hits) == 1:
+                    return hits[0][1]
+                path = _route_path(scope)
+                for _, template, chain in hits:
+                    if _chain_matches(chain, path):
+                        return template
         return UNMATCHED_ROUTE
 
 
