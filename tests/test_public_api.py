@@ -10,6 +10,8 @@ def test_all_is_exactly_the_public_api() -> None:
         "django",
         "cli",
         "health",
+        "logs",
+        "tracing",
     }
     assert set(glassbox.__all__) == public | {"__version__"}
     assert len(glassbox.__all__) == len(set(glassbox.__all__))  # order: ruff RUF022

@@ -12,6 +12,7 @@ from glassbox._settings import Settings, load_settings
 from glassbox.exceptions import ConfigurationError
 from glassbox.health.endpoints import HealthEndpoints, HealthMiddleware, WSGIHealthMiddleware
 from glassbox.health.runner import HealthRunner
+from glassbox.logs import AccessLog, configure_logging
 from glassbox.metrics.asgi import MetricsMiddleware
 from glassbox.metrics.catalogue import red_catalogue
 from glassbox.metrics.exposition import Source, renderer
@@ -19,6 +20,7 @@ from glassbox.metrics.registry import REGISTRY, Registry
 from glassbox.metrics.routes import StarletteRoutes
 from glassbox.metrics.server import MetricsServer, start_metrics_server
 from glassbox.metrics.wsgi import WSGIMetricsMiddleware
+from glassbox.tracing import ServerSpans, configure_tracing
 
 __all__ = ["Instrumentation", "instrument"]
 
@@ -82,6 +84,24 @@ def _multiprocess_dir(settings: Settings) -> Path | None:
     return found
 
 
+def _server_spans(settings: Settings) -> ServerSpans | None:
+    """Server spans when tracing is on and the OpenTelemetry SDK is installed."""
+    if not settings.tracing:
+        return None
+    try:
+        import opentelemetry.sdk.trace  # noqa: F401
+    except ImportError:
+        log.info("tracing off: install glassbox[otel] for OpenTelemetry traces")
+        return None
+    provider = configure_tracing(
+        service=settings.service,
+        version=settings.version,
+        env=settings.env,
+        sample_ratio=settings.trace_sample_ratio,
+    )
+    return ServerSpans(provider)
+
+
 def instrument(
     app: AppT,
     *,
@@ -114,6 +134,16 @@ def instrument(
 
         source = MultiprocessExposition(reg, mp_dir)
 
+    if settings.logs:
+        configure_logging(
+            service=settings.service,
+            version=settings.version,
+            env=settings.env,
+            level=settings.log_level,
+            fmt=settings.log_format,
+        )
+    spans = _server_spans(settings)
+    access_log = AccessLog(sample=settings.access_log_sample) if settings.access_log else None
     own_port = settings.metrics_port is not None
     served_path = None if own_port else settings.metrics_path
     common: dict[str, Any] = {
@@ -144,7 +174,14 @@ def instrument(
     result: Any
     if _is_starlette(app):
         target: Any = app
-        target.add_middleware(MetricsMiddleware, route_resolver=StarletteRoutes(target), **common)
+        target.add_middleware(
+            MetricsMiddleware,
+            route_resolver=StarletteRoutes(target),
+            spans=spans,
+            access_log=access_log,
+            request_id=settings.request_id,
+            **common,
+        )
         target.add_middleware(HealthMiddleware, **health_kw)
         target.state.glassbox = state
         result = app

@@ -8,7 +8,7 @@ named by ``*_FILE`` variables, never from files glassbox writes.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     health_pass_ttl: float = Field(2.0, ge=0)
     health_fail_ttl: float = Field(0.5, ge=0)
     health_deadline: float = Field(0.8, gt=0, le=60)
+    logs: bool = True
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    access_log: bool = True
+    access_log_sample: float = Field(1.0, ge=0, le=1)
+    request_id: bool = True
+    tracing: bool = True
+    trace_sample_ratio: float | None = Field(None, ge=0, le=1)
     exemplars: bool = True
     process_metrics: bool = True
     multiprocess: bool | None = None

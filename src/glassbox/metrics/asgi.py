@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import zlib
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
@@ -10,6 +11,7 @@ from time import perf_counter
 from typing import Any
 
 from glassbox._auth import Protection
+from glassbox.logs import AccessLog, RequestContext, current_request, sane_request_id
 from glassbox.metrics.catalogue import (
     DEFAULT_EXCLUDED_PATHS,
     OTHER_METHOD,
@@ -25,6 +27,7 @@ from glassbox.metrics.exposition import (
 )
 from glassbox.metrics.registry import REGISTRY, Registry
 from glassbox.metrics.routes import RouteResolver, unmatched
+from glassbox.tracing import ServerSpans, header_values
 
 __all__ = ["ASGIApp", "MetricsMiddleware"]
 
@@ -107,8 +110,16 @@ class MetricsMiddleware:
         source: Source | None = None,
         protection: Protection = Protection(),  # noqa: B008 - immutable value object
         exemplars: bool = True,
+        spans: ServerSpans | None = None,
+        access_log: AccessLog | None = None,
+        request_id: bool = False,
     ) -> None:
         self.app = app
+        self._spans = spans
+        self._access_log = access_log
+        self._request_id = request_id
+        self._full = spans is not None or access_log is not None or request_id
+        self._exemplars = exemplars
         self.store = registry.red_store(catalogue)
         self._bounds = self.store.catalogue.buckets
         self._resolve = route_resolver
@@ -133,6 +144,10 @@ class MetricsMiddleware:
                 await self.app(scope, receive, send)
             return
 
+        if self._full:
+            await self._call_full(scope, receive, send)
+            return
+
         status = 0
         sent = 0
 
@@ -144,10 +159,9 @@ class MetricsMiddleware:
                 sent += len(message.get("body", b""))
             await send(message)
 
-        store = self.store
-        inflight = store.in_progress
+        inflight = self.store.in_progress
         inflight[0] += 1
-        error: str | None = None
+        error: BaseException | None = None
         start = perf_counter()
         try:
             await self.app(scope, receive, send_wrapper)
@@ -156,35 +170,131 @@ class MetricsMiddleware:
                 status = 499  # the client went away before a response started
             raise
         except BaseException as exc:
-            error = type(exc).__name__
+            error = exc
             if not status:
                 status = 500
             raise
         finally:
             elapsed = perf_counter() - start
             inflight[0] -= 1
-            method = scope["method"]
-            if method not in STANDARD_METHODS:
-                method = OTHER_METHOD
-            route = self._resolve(scope)
-            key = (method, route, _STATUS.get(status) or "500")
-            row = store.series.get(key)
-            if row is None:
-                row = store.series[key] = store.new_series()
-            row[bisect_left(self._bounds, elapsed)] += 1
-            row[-3] += elapsed
-            row[-1] += sent
-            if method in _BODY_METHODS:
-                length = _header(scope, b"content-length")
-                if length is not None and length.isdigit():
-                    row[-2] += int(length)
-            if error is not None:
-                ekey = (method, route, error)
-                store.exceptions[ekey] = store.exceptions.get(ekey, 0) + 1
-            if self._trace is not None:
-                span = self._trace.current()
-                if span is not None:
-                    store.record_exemplar(key, elapsed, span[0], span[1])
+            self._record(scope, status, elapsed, sent, error, None)
+
+    def _record(
+        self,
+        scope: Scope,
+        status: int,
+        elapsed: float,
+        sent: int,
+        error: BaseException | None,
+        span_ids: tuple[int, int] | None,
+    ) -> tuple[str, str]:
+        """Add one request to the RED store; returns its (method, route) labels."""
+        store = self.store
+        method = scope["method"]
+        if method not in STANDARD_METHODS:
+            method = OTHER_METHOD
+        route = self._resolve(scope)
+        key = (method, route, _STATUS.get(status) or "500")
+        row = store.series.get(key)
+        if row is None:
+            row = store.series[key] = store.new_series()
+        row[bisect_left(self._bounds, elapsed)] += 1
+        row[-3] += elapsed
+        row[-1] += sent
+        if method in _BODY_METHODS:
+            length = _header(scope, b"content-length")
+            if length is not None and length.isdigit():
+                row[-2] += int(length)
+        if error is not None:
+            ekey = (method, route, type(error).__name__)
+            store.exceptions[ekey] = store.exceptions.get(ekey, 0) + 1
+        if self._exemplars:
+            if span_ids is None and self._trace is not None:
+                span_ids = self._trace.current()
+            if span_ids is not None:
+                store.record_exemplar(key, elapsed, span_ids[0], span_ids[1])
+        return method, route
+
+    async def _call_full(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Metrics plus request id, the server span and the access-log line."""
+        found = header_values(scope.get("headers") or (), b"x-request-id", b"traceparent")
+        method = scope["method"]
+        if method not in STANDARD_METHODS:
+            method = OTHER_METHOD
+        span = token = None
+        span_ids: tuple[int, int] | None = None
+        trace_hex = span_hex = None
+        extra: list[tuple[bytes, bytes]] = []
+        if self._spans is not None:
+            span, token = self._spans.start(method, scope, found.get(b"traceparent"))
+            ctx = span.get_span_context()
+            trace_hex, span_hex = f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
+            if ctx.trace_flags.sampled:
+                span_ids = (ctx.trace_id, ctx.span_id)
+            flags = "01" if ctx.trace_flags.sampled else "00"
+            extra.append((b"traceresponse", f"00-{trace_hex}-{span_hex}-{flags}".encode()))
+        request_id = sane_request_id(found.get(b"x-request-id")) or (
+            trace_hex[:16] if trace_hex else os.urandom(8).hex()
+        )
+        if self._request_id:
+            extra.append((b"x-request-id", request_id.encode()))
+        request_token = current_request().set(RequestContext(request_id, trace_hex, span_hex))
+
+        status = 0
+        sent = 0
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if extra:
+                    message = dict(message)
+                    message["headers"] = [*message.get("headers", ()), *extra]
+            else:
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        inflight = self.store.in_progress
+        inflight[0] += 1
+        error: BaseException | None = None
+        start = perf_counter()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except asyncio.CancelledError:
+            if not status:
+                status = 499
+            raise
+        except BaseException as exc:
+            error = exc
+            if not status:
+                status = 500
+            raise
+        finally:
+            elapsed = perf_counter() - start
+            inflight[0] -= 1
+            method, route = self._record(scope, status, elapsed, sent, error, span_ids)
+            if self._access_log is not None:
+                self._access_log.write(
+                    method=method,
+                    route=route,
+                    path=scope.get("path", ""),
+                    status=status,
+                    duration=elapsed,
+                )
+            # After an unhandled exception the span and request ids stay current in this
+            # task, so the outer error handler's log line still carries them.
+            if span is not None:
+                self._spans.end(  # type: ignore[union-attr]
+                    span,
+                    token,
+                    method=method,
+                    route=route,
+                    status=status,
+                    error=error,
+                    detach=error is None,
+                )
+            if error is None:
+                current_request().reset(request_token)
 
     async def serve_metrics(self, scope: Scope, send: Send) -> None:
         """Answer a scrape without holding the event loop.

@@ -1,0 +1,252 @@
+"""Structured logs: structlog JSON lines on stdout that carry the trace and request ids.
+
+:func:`configure_logging` sets up structlog once and routes the standard library's
+logging (uvicorn, gunicorn, libraries) through the same processors, so every line a
+service prints is one JSON object: ``timestamp`` (ISO-8601 UTC), ``level``, ``logger``,
+``event``, ``service``, ``version``, ``env``, ``trace_id``, ``span_id``, ``request_id``.
+``GLASSBOX_LOG_FORMAT=console`` (or a TTY on stdout) gives a readable format instead.
+
+Values under sensitive keys (authorization, cookie, password, token, secret, api_key,
+...) are replaced by ``[REDACTED]``; JSON rendering escapes newlines, so user input
+cannot forge a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping, MutableMapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import orjson
+import structlog
+
+__all__ = [
+    "REDACTED",
+    "RequestContext",
+    "configure_logging",
+    "current_request",
+    "get_logger",
+    "redact",
+]
+
+REDACTED: Final = "[REDACTED]"
+_SENSITIVE: Final = re.compile(
+    r"authorization|cookie|passw(or)?d|secret|token|api[_-]?key|private[_-]?key|credential|session",
+    re.IGNORECASE,
+)
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+
+LogFormat = Literal["json", "console", "auto"]
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """Ids of the request being handled, for log lines written while handling it."""
+
+    request_id: str
+    trace_id: str | None = None
+    span_id: str | None = None
+
+
+_request: ContextVar[RequestContext | None] = ContextVar("glassbox_request", default=None)
+
+
+def current_request() -> ContextVar[RequestContext | None]:
+    """The context variable the middleware sets for each request."""
+    return _request
+
+
+def _trace_ids() -> tuple[str, str] | None:
+    try:
+        from opentelemetry import trace
+    except ImportError:  # pragma: no cover - otel is optional
+        return None
+    ctx = trace.get_current_span().get_span_context()
+    if ctx.is_valid:
+        return f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
+    return None
+
+
+def add_request_context(
+    _: Any, __: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Add trace_id/span_id (from the active span) and request_id (from the request)."""
+    request = _request.get()
+    ids = _trace_ids()
+    if ids is not None:
+        event.setdefault("trace_id", ids[0])
+        event.setdefault("span_id", ids[1])
+    elif request is not None and request.trace_id:
+        event.setdefault("trace_id", request.trace_id)
+        event.setdefault("span_id", request.span_id)
+    if request is not None:
+        event.setdefault("request_id", request.request_id)
+    return event
+
+
+def _redact_value(value: Any, depth: int) -> Any:
+    if depth > 3:
+        return value
+    if isinstance(value, Mapping):
+        return {
+            k: REDACTED
+            if isinstance(k, str) and _SENSITIVE.search(k)
+            else _redact_value(v, depth + 1)
+            for k, v in value.items()
+        }
+    if (
+        isinstance(value, list | tuple)
+        and value
+        and all(isinstance(item, tuple | list) and len(item) == 2 for item in value)
+    ):  # header lists: [(name, value), ...]
+        return [
+            (k, REDACTED)
+            if isinstance(k, str | bytes)
+            and _SENSITIVE.search(k.decode("latin-1") if isinstance(k, bytes) else k)
+            else (k, v)
+            for k, v in value
+        ]
+    return value
+
+
+def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Replace values under sensitive keys, also in nested mappings and header lists."""
+    for key in list(event):
+        if key == "event":
+            continue
+        if _SENSITIVE.search(key):
+            event[key] = REDACTED
+        else:
+            value = event[key]
+            if isinstance(value, Mapping | list | tuple):
+                event[key] = _redact_value(value, 1)
+    return event
+
+
+class _ServiceFields:
+    def __init__(self, service: str, version: str, env: str) -> None:
+        self.fields = {"service": service, "version": version, "env": env}
+
+    def __call__(
+        self, _: Any, __: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        for key, value in self.fields.items():
+            event.setdefault(key, value)
+        return event
+
+
+def _json(event: Any, **_: Any) -> str:
+    return orjson.dumps(event, default=repr).decode()
+
+
+def _sanitize_console(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """In the console format, control characters are shown escaped, never executed."""
+    for key, value in event.items():
+        if isinstance(value, str) and _CONTROL.search(value):
+            event[key] = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+    return event
+
+
+def _renderer(fmt: LogFormat) -> Any:
+    console = fmt == "console" or (fmt == "auto" and sys.stdout.isatty())
+    if console:
+        return structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+    return structlog.processors.JSONRenderer(serializer=_json)
+
+
+def configure_logging(
+    *, service: str, version: str, env: str, level: str = "INFO", fmt: LogFormat = "auto"
+) -> None:
+    """Configure structlog and the standard library's root logger once for the process."""
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ValueError(f"log level {level!r} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    renderer = _renderer(fmt)
+    console = not isinstance(renderer, structlog.processors.JSONRenderer)
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+        _ServiceFields(service, version, env),
+        add_request_context,
+        redact,
+        structlog.processors.format_exc_info,
+    ]
+    if console:
+        shared.append(_sanitize_console)
+    structlog.configure(
+        processors=[*shared, renderer],
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    handler._glassbox = True  # type: ignore[attr-defined]
+    root = logging.getLogger()
+    for old in list(root.handlers):  # ours from an earlier call, or a plain basicConfig one
+        if getattr(old, "_glassbox", False) or type(old) is logging.StreamHandler:
+            root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    for name in ("uvicorn", "uvicorn.error", "gunicorn.error", "gunicorn.access"):
+        lg = logging.getLogger(name)
+        lg.handlers.clear()
+        lg.propagate = True
+    access = logging.getLogger("uvicorn.access")  # glassbox writes the one access line
+    access.handlers.clear()
+    access.propagate = False
+    access.disabled = True
+
+
+def get_logger(name: str = "app") -> Any:
+    """A structlog logger whose lines carry ``logger=name``."""
+    return structlog.get_logger().bind(logger=name)
+
+
+_REQUEST_ID_RE: Final = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def sane_request_id(value: str | None) -> str | None:
+    """``value`` if it is a safe request id (1-128 of ``A-Za-z0-9._:-``), else None."""
+    if value and _REQUEST_ID_RE.match(value):
+        return value
+    return None
+
+
+class AccessLog:
+    """Writes the one access-log line per request; successful requests can be sampled."""
+
+    def __init__(self, *, sample: float = 1.0, path_max: int = 200) -> None:
+        if not 0 <= sample <= 1:
+            raise ValueError(f"access-log sample ratio must be within [0, 1], got {sample}")
+        import random
+
+        self._random = random.random
+        self.sample = sample
+        self.path_max = path_max
+        self._log = get_logger("glassbox.access")
+
+    def write(self, *, method: str, route: str, path: str, status: int, duration: float) -> None:
+        if status < 400 and self.sample < 1 and self._random() >= self.sample:
+            return
+        if len(path) > self.path_max:
+            path = path[: self.path_max] + "..."
+        log = self._log.error if status >= 500 else self._log.info
+        log(
+            "request",
+            method=method,
+            route=route,
+            path=path,
+            status=status,
+            duration_ms=round(duration * 1000, 3),
+        )
