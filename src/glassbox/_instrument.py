@@ -84,10 +84,12 @@ def _multiprocess_dir(settings: Settings) -> Path | None:
     return found
 
 
-def _server_spans(settings: Settings) -> ServerSpans | None:
+def _server_spans(settings: Settings, provider: Any = None) -> ServerSpans | None:
     """Server spans when tracing is on and the OpenTelemetry SDK is installed."""
     if not settings.tracing:
         return None
+    if provider is not None:
+        return ServerSpans(provider)
     try:
         import opentelemetry.sdk.trace  # noqa: F401
     except ImportError:
@@ -108,6 +110,7 @@ def instrument(
     service: str | None = None,
     registry: Registry | None = None,
     health: Iterable[object] = (),
+    tracer_provider: Any = None,
     **options: Any,
 ) -> AppT:
     """Give ``app`` RED metrics and a ``/metrics`` endpoint; returns the app to serve.
@@ -115,7 +118,8 @@ def instrument(
     Starlette, FastAPI and Flask apps are changed in place (the same object comes
     back). A Django handler or a plain ASGI/WSGI callable is wrapped: serve the
     returned object. ``health`` lists checks (glassbox.health.checks objects or plain
-    callables) for ``/health/ready`` and ``/health``. ``options`` are
+    callables) for ``/health/ready`` and ``/health``. ``tracer_provider`` overrides the
+    provider glassbox would configure (the global one by default). ``options`` are
     :class:`glassbox.Settings` fields and win over ``GLASSBOX_*`` environment variables.
     """
     settings = load_settings(service=service, **options)
@@ -142,7 +146,7 @@ def instrument(
             level=settings.log_level,
             fmt=settings.log_format,
         )
-    spans = _server_spans(settings)
+    spans = _server_spans(settings, tracer_provider)
     access_log = AccessLog(sample=settings.access_log_sample) if settings.access_log else None
     own_port = settings.metrics_port is not None
     served_path = None if own_port else settings.metrics_path

@@ -178,6 +178,7 @@ def configure_logging(
     ]
     if console:
         shared.append(_sanitize_console)
+    _generation[0] += 1
     structlog.configure(
         processors=[*shared, renderer],
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
@@ -209,8 +210,35 @@ def configure_logging(
 
 
 def get_logger(name: str = "app") -> Any:
-    """A structlog logger whose lines carry ``logger=name``."""
-    return structlog.get_logger().bind(logger=name)
+    """A structlog logger whose lines carry ``logger=name``.
+
+    Safe to create at import time, before :func:`configure_logging` runs: it binds
+    against the configuration in force when it logs.
+    """
+    return _NamedLogger(name)
+
+
+class _NamedLogger:
+    """Re-binds ``logger=name`` after each (re)configuration; cheap in between."""
+
+    __slots__ = ("_bound", "_generation", "_name")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._generation = -1
+        self._bound: Any = None
+
+    def _logger(self) -> Any:
+        if self._generation != _generation[0]:
+            self._bound = structlog.get_logger().bind(logger=self._name)
+            self._generation = _generation[0]
+        return self._bound
+
+    def __getattr__(self, method: str) -> Any:
+        return getattr(self._logger(), method)
+
+
+_generation = [0]
 
 
 _REQUEST_ID_RE: Final = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
