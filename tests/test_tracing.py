@@ -144,3 +144,43 @@ def test_outgoing_httpx_calls_join_the_trace(
     server, client_span = by_kind[2], by_kind[3]  # SERVER, CLIENT
     assert client_span.trace_id.hex() == CALLER_TRACE
     assert client_span.parent_span_id == server.span_id
+
+
+def test_head_sampling_drops_new_traces_but_follows_a_sampled_parent(
+    receiver: OTLPReceiver, provider: TracerProvider
+) -> None:
+    from glassbox.tracing import ServerSpans
+
+    spans = ServerSpans(provider, ratio=0.0)
+    scope = {"path": "/x", "scheme": "http", "http_version": "1.1", "server": ("h", 80)}
+    for traceparent in (None, "00-" + CALLER_TRACE + "-" + CALLER_SPAN + "-00"):
+        span, token = spans.start("GET", scope, traceparent)
+        ctx = span.get_span_context()
+        assert ctx.is_valid  # logs and propagation still get ids
+        assert not ctx.trace_flags.sampled
+        spans.end(span, token, method="GET", route="/x", status=200, error=None, detach=True)
+    span, token = spans.start("GET", scope, TRACEPARENT)  # the caller sampled: so do we
+    assert span.get_span_context().trace_flags.sampled
+    spans.end(span, token, method="GET", route="/x", status=200, error=None, detach=True)
+    provider.force_flush()
+    assert [s.trace_id.hex() for s in receiver.spans] == [CALLER_TRACE]
+
+
+def test_unsampled_requests_still_log_and_return_trace_ids(provider: TracerProvider) -> None:
+    from glassbox.metrics.asgi import MetricsMiddleware
+    from glassbox.metrics.catalogue import red_catalogue
+    from glassbox.tracing import ServerSpans
+
+    app = Starlette(routes=[Route("/items/{item_id}", item)])
+    mw = MetricsMiddleware(
+        app,
+        catalogue=red_catalogue(),
+        registry=glassbox.Registry(),
+        spans=ServerSpans(provider, ratio=0.0),
+        request_id=True,
+    )
+    response = TestClient(mw).get("/items/1")
+    parts = response.headers["traceresponse"].split("-")
+    assert parts[3] == "00"
+    assert int(parts[1], 16) != 0
+    assert response.headers["x-request-id"] == parts[1][:16]

@@ -95,13 +95,13 @@ def _server_spans(settings: Settings, provider: Any = None) -> ServerSpans | Non
     except ImportError:
         log.info("tracing off: install glassbox[otel] for OpenTelemetry traces")
         return None
-    provider = configure_tracing(
+    configured, ratio = configure_tracing(
         service=settings.service,
         version=settings.version,
         env=settings.env,
         sample_ratio=settings.trace_sample_ratio,
     )
-    return ServerSpans(provider)
+    return ServerSpans(configured, ratio)
 
 
 def instrument(

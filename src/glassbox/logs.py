@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import time
 from collections.abc import Mapping, MutableMapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -179,6 +180,7 @@ def configure_logging(
     if console:
         shared.append(_sanitize_console)
     _generation[0] += 1
+    _fast[0] = None if console else _JsonLines(service, version, env, numeric, sys.stdout)
     structlog.configure(
         processors=[*shared, renderer],
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
@@ -251,6 +253,37 @@ def sane_request_id(value: str | None) -> str | None:
     return None
 
 
+class _JsonLines:
+    """The access log's fast path: the JSON line structlog would write, built directly.
+
+    Same keys, timestamp format and stream as the structlog pipeline, without the
+    generic processors (every field here is known and safe: nothing to redact).
+    """
+
+    def __init__(self, service: str, version: str, env: str, level: int, stream: Any) -> None:
+        self.static = {"service": service, "version": version, "env": env}
+        self.level = level
+        self.stream = stream
+        self._second = -1
+        self._prefix = ""
+
+    def timestamp(self) -> str:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{int((now - second) * 1_000_000):06d}Z"
+
+    def write(self, record: dict[str, Any]) -> None:
+        record.update(self.static)
+        self.stream.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE).decode())
+        self.stream.flush()
+
+
+_fast: list[_JsonLines | None] = [None]
+
+
 class AccessLog:
     """Writes the one access-log line per request; successful requests can be sampled."""
 
@@ -264,11 +297,45 @@ class AccessLog:
         self.path_max = path_max
         self._log = get_logger("glassbox.access")
 
-    def write(self, *, method: str, route: str, path: str, status: int, duration: float) -> None:
+    def write(
+        self,
+        *,
+        method: str,
+        route: str,
+        path: str,
+        status: int,
+        duration: float,
+        trace_id: str | None = None,
+        span_id: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
         if status < 400 and self.sample < 1 and self._random() >= self.sample:
             return
         if len(path) > self.path_max:
             path = path[: self.path_max] + "..."
+        fast = _fast[0]
+        if fast is not None:
+            level = logging.ERROR if status >= 500 else logging.INFO
+            if level < fast.level:
+                return
+            record: dict[str, Any] = {
+                "logger": "glassbox.access",
+                "method": method,
+                "route": route,
+                "path": path,
+                "status": status,
+                "duration_ms": round(duration * 1000, 3),
+                "event": "request",
+                "level": "error" if status >= 500 else "info",
+                "timestamp": fast.timestamp(),
+            }
+            if trace_id is not None:
+                record["trace_id"] = trace_id
+                record["span_id"] = span_id
+            if request_id is not None:
+                record["request_id"] = request_id
+            fast.write(record)
+            return
         log = self._log.error if status >= 500 else self._log.info
         log(
             "request",

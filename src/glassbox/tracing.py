@@ -15,6 +15,7 @@ spans), continues W3C ``traceparent`` from the caller, names the span
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Iterable
 from typing import Any
 
@@ -74,23 +75,27 @@ def configure_tracing(
     env: str,
     sample_ratio: float | None = None,
     exporter: Any = None,
-) -> Any:
-    """The global TracerProvider, created from settings unless one is already installed."""
+) -> tuple[Any, float]:
+    """The global TracerProvider (created unless one is installed) and the root ratio.
+
+    The ratio is for :class:`ServerSpans` to apply to new traces; it is 1.0 for a
+    provider the application installed (its own sampler decides).
+    """
     from opentelemetry import trace
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):
-        return current
+        return current, 1.0
     resource = Resource.create(
         {"service.name": service, "service.version": version, "deployment.environment": env}
     )
-    provider = TracerProvider(
-        resource=resource, sampler=ParentBased(TraceIdRatioBased(_ratio(sample_ratio)))
-    )
+    # Head sampling of new traces happens in ServerSpans (an unsampled request then
+    # costs no SDK span at all); the SDK follows the parent's decision otherwise.
+    provider = TracerProvider(resource=resource, sampler=ParentBased(ALWAYS_ON))
     if exporter is None and (
         os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
         or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
@@ -101,13 +106,13 @@ def configure_tracing(
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
-    return provider
+    return provider, _ratio(sample_ratio)
 
 
 class ServerSpans:
     """Starts and ends the SERVER span of each request (the middleware's tracing seam)."""
 
-    def __init__(self, provider: Any = None) -> None:
+    def __init__(self, provider: Any = None, ratio: float = 1.0) -> None:
         from opentelemetry import context, trace
         from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
         from opentelemetry.trace.status import Status, StatusCode
@@ -120,17 +125,30 @@ class ServerSpans:
         self._NonRecordingSpan = NonRecordingSpan
         self._TraceFlags = TraceFlags
         self._error = Status(StatusCode.ERROR)
+        self.ratio = ratio
+        self._random = random.random
+        self._bits = random.getrandbits
 
     def start(self, method: str, scope: Any, traceparent: str | None) -> tuple[Any, object]:
         """Start the span (parented on ``traceparent``) and make it current."""
         parent = None
-        if traceparent:
-            ids = parse_traceparent(traceparent)
-            if ids is not None:
-                remote = self._SpanContext(
-                    ids[0], ids[1], is_remote=True, trace_flags=self._TraceFlags(ids[2] & 1)
-                )
-                parent = self._trace.set_span_in_context(self._NonRecordingSpan(remote))
+        ids = parse_traceparent(traceparent) if traceparent else None
+        if ids is not None:
+            remote = self._SpanContext(
+                ids[0], ids[1], is_remote=True, trace_flags=self._TraceFlags(ids[2] & 1)
+            )
+            parent = self._trace.set_span_in_context(self._NonRecordingSpan(remote))
+        elif self.ratio < 1 and self._random() >= self.ratio:
+            # Not sampled: ids for logs and propagation, but no SDK span to build.
+            local = self._SpanContext(
+                self._bits(128) or 1,
+                self._bits(64) or 1,
+                is_remote=False,
+                trace_flags=self._TraceFlags(0),
+            )
+            unsampled = self._NonRecordingSpan(local)
+            token = self._context.attach(self._trace.set_span_in_context(unsampled))
+            return unsampled, token
         server = scope.get("server")
         attributes: dict[str, Any] = {
             "http.request.method": method,

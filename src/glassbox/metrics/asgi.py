@@ -280,6 +280,9 @@ class MetricsMiddleware:
                     path=scope.get("path", ""),
                     status=status,
                     duration=elapsed,
+                    trace_id=trace_hex,
+                    span_id=span_hex,
+                    request_id=request_id,
                 )
             # After an unhandled exception the span and request ids stay current in this
             # task, so the outer error handler's log line still carries them.
