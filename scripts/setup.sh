@@ -30,5 +30,5 @@ fi
 if [ "$profile" = dev ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 else
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[fastapi,server]'
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[fastapi,server,otel]'
 fi
