@@ -184,3 +184,36 @@ def test_unsampled_requests_still_log_and_return_trace_ids(provider: TracerProvi
     assert parts[3] == "00"
     assert int(parts[1], 16) != 0
     assert response.headers["x-request-id"] == parts[1][:16]
+
+
+def test_fastapi_gets_one_server_span_not_two(
+    receiver: OTLPReceiver, provider: TracerProvider
+) -> None:
+    """FastAPI's own telemetry would add a second server span around glassbox's."""
+    from fastapi import FastAPI
+    from opentelemetry import trace
+
+    app = FastAPI()
+
+    @app.get("/orders/{order_id}")
+    async def order(order_id: int) -> dict[str, int]:
+        return {"id": order_id}
+
+    glassbox.instrument(
+        app,
+        service="svc",
+        registry=glassbox.Registry(),
+        tracer_provider=provider,
+        process_metrics=False,
+    )
+    previous = trace._TRACER_PROVIDER  # FastAPI traces once any global provider is set
+    trace._TRACER_PROVIDER = provider
+    try:
+        assert (
+            TestClient(app).get("/orders/7", headers={"traceparent": TRACEPARENT}).status_code
+            == 200
+        )
+    finally:
+        trace._TRACER_PROVIDER = previous
+    provider.force_flush()
+    assert [s.name for s in receiver.spans] == ["GET /orders/{order_id}"]

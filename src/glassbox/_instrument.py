@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from glassbox._settings import Settings, load_settings
 from glassbox.exceptions import ConfigurationError
-from glassbox.health.endpoints import HealthEndpoints, HealthMiddleware, WSGIHealthMiddleware
+from glassbox.health.endpoints import HealthEndpoints, WSGIHealthMiddleware
 from glassbox.health.runner import HealthRunner
 from glassbox.logs import AccessLog, configure_logging
 from glassbox.metrics.asgi import MetricsMiddleware
@@ -82,6 +82,16 @@ def _multiprocess_dir(settings: Settings) -> Path | None:
             " gunicorn/uvicorn master was detected; set GLASSBOX_MULTIPROCESS_DIR"
         )
     return found
+
+
+def _hand_over_fastapi_telemetry(app: Any) -> None:
+    """FastAPI >= 0.16x traces, measures and logs requests itself once a global OTel
+    provider exists; glassbox does all three, so the app's own copy is switched off
+    (one server span per request, not two)."""
+    config = getattr(app, "_telemetry", None)
+    if isinstance(config, dict) and "tracing" in config:
+        config.update(tracing=False, metrics=False, logs=False)
+        log.debug("FastAPI's built-in telemetry handed over to glassbox")
 
 
 def _server_spans(settings: Settings, provider: Any = None) -> ServerSpans | None:
@@ -175,18 +185,26 @@ def instrument(
     health_kw: dict[str, Any] = {"endpoints": endpoints, "prefix": settings.health_prefix}
     state = Instrumentation(settings, reg, source)
     state.health = runner
+    asgi_kw: dict[str, Any] = {
+        **common,
+        "spans": spans,
+        "access_log": access_log,
+        "request_id": settings.request_id,
+        "health": endpoints,
+        "health_prefix": settings.health_prefix,
+    }
+
+    def wrap(inner: Any) -> Any:
+        """A plain ASGI or WSGI callable, wrapped."""
+        if _is_asgi(inner):
+            return MetricsMiddleware(inner, **asgi_kw)
+        return WSGIHealthMiddleware(WSGIMetricsMiddleware(inner, **common), **health_kw)
+
     result: Any
     if _is_starlette(app):
         target: Any = app
-        target.add_middleware(
-            MetricsMiddleware,
-            route_resolver=StarletteRoutes(target),
-            spans=spans,
-            access_log=access_log,
-            request_id=settings.request_id,
-            **common,
-        )
-        target.add_middleware(HealthMiddleware, **health_kw)
+        target.add_middleware(MetricsMiddleware, route_resolver=StarletteRoutes(target), **asgi_kw)
+        _hand_over_fastapi_telemetry(target)
         target.state.glassbox = state
         result = app
     elif _is_flask(app):
@@ -207,17 +225,9 @@ def instrument(
                 "Django: add 'glassbox.django.RouteMiddleware' to settings.MIDDLEWARE so"
                 " requests are labelled by URL pattern instead of '<unmatched>'"
             )
-        result = (
-            HealthMiddleware(MetricsMiddleware(app, **common), **health_kw)  # type: ignore[arg-type]
-            if _is_asgi(app)
-            else WSGIHealthMiddleware(WSGIMetricsMiddleware(app, **common), **health_kw)  # type: ignore[arg-type]
-        )
+        result = wrap(app)
     elif callable(app):
-        result = (
-            HealthMiddleware(MetricsMiddleware(app, **common), **health_kw)
-            if _is_asgi(app)
-            else WSGIHealthMiddleware(WSGIMetricsMiddleware(app, **common), **health_kw)
-        )
+        result = wrap(app)
     else:
         raise ConfigurationError(
             f"instrument() needs an ASGI or WSGI application; got {type(app).__name__}"

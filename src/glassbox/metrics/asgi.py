@@ -11,6 +11,7 @@ from time import perf_counter
 from typing import Any
 
 from glassbox._auth import Protection
+from glassbox.health.endpoints import HealthEndpoints, Kind, health_paths
 from glassbox.logs import AccessLog, RequestContext, current_request, sane_request_id
 from glassbox.metrics.catalogue import (
     DEFAULT_EXCLUDED_PATHS,
@@ -113,6 +114,8 @@ class MetricsMiddleware:
         spans: ServerSpans | None = None,
         access_log: AccessLog | None = None,
         request_id: bool = False,
+        health: HealthEndpoints | None = None,
+        health_prefix: str = "/health",
     ) -> None:
         self.app = app
         self._spans = spans
@@ -123,10 +126,15 @@ class MetricsMiddleware:
         self.store = registry.red_store(catalogue)
         self._bounds = self.store.catalogue.buckets
         self._resolve = route_resolver
+        # a direct view of the resolver's route map, read inline on the hot path
+        self._by_route: dict[int, tuple[Any, str]] = getattr(route_resolver, "by_route", {})
         # one dict lookup per request decides: measure, pass through, or serve /metrics
         self._special: dict[str, object] = dict.fromkeys(path_set(excluded_paths), _EXCLUDED)
         if metrics_path:
             self._special.update(dict.fromkeys(path_set([metrics_path]), _METRICS))
+        self._health_endpoints = health
+        if health is not None:
+            self._special.update(health_paths(health_prefix))
         self._source: Source = source if source is not None else registry
         self._protection = protection
         trace = TraceContext()
@@ -140,8 +148,10 @@ class MetricsMiddleware:
         if special is not None:
             if special is _METRICS:
                 await self.serve_metrics(scope, send)
-            else:
+            elif special is _EXCLUDED:
                 await self.app(scope, receive, send)
+            else:  # a health endpoint: answered here, no middleware layer of its own
+                await self._health(special, scope, send)  # type: ignore[arg-type]
             return
 
         if self._full:
@@ -175,9 +185,26 @@ class MetricsMiddleware:
                 status = 500
             raise
         finally:
+            # The hot path: _record's work, inlined (a call frame costs a measurable
+            # share of the overhead budget, see benchmarks/).
             elapsed = perf_counter() - start
             inflight[0] -= 1
-            self._record(scope, status, elapsed, sent, error, None)
+            method = scope["method"]
+            if method not in STANDARD_METHODS:
+                method = OTHER_METHOD
+            matched = scope.get("route")
+            hit = self._by_route.get(id(matched))
+            route = hit[1] if hit is not None and hit[0] is matched else self._resolve(scope)
+            key = (method, route, _STATUS.get(status) or "500")
+            series = self.store.series
+            row = series.get(key)
+            if row is None:
+                row = series[key] = self.store.new_series()
+            row[bisect_left(self._bounds, elapsed)] += 1
+            row[-3] += elapsed
+            row[-1] += sent
+            if error is not None or method in _BODY_METHODS or self._trace is not None:
+                self._record_extras(scope, key, elapsed, error, None)
 
     def _record(
         self,
@@ -189,22 +216,36 @@ class MetricsMiddleware:
         span_ids: tuple[int, int] | None,
     ) -> tuple[str, str]:
         """Add one request to the RED store; returns its (method, route) labels."""
-        store = self.store
         method = scope["method"]
         if method not in STANDARD_METHODS:
             method = OTHER_METHOD
         route = self._resolve(scope)
         key = (method, route, _STATUS.get(status) or "500")
-        row = store.series.get(key)
+        series = self.store.series
+        row = series.get(key)
         if row is None:
-            row = store.series[key] = store.new_series()
+            row = series[key] = self.store.new_series()
         row[bisect_left(self._bounds, elapsed)] += 1
         row[-3] += elapsed
         row[-1] += sent
+        self._record_extras(scope, key, elapsed, error, span_ids)
+        return method, route
+
+    def _record_extras(
+        self,
+        scope: Scope,
+        key: tuple[str, str, str],
+        elapsed: float,
+        error: BaseException | None,
+        span_ids: tuple[int, int] | None,
+    ) -> None:
+        """The rarer parts: request body size, exceptions, exemplars."""
+        store = self.store
+        method, route, _ = key
         if method in _BODY_METHODS:
             length = _header(scope, b"content-length")
             if length is not None and length.isdigit():
-                row[-2] += int(length)
+                store.series[key][-2] += int(length)
         if error is not None:
             ekey = (method, route, type(error).__name__)
             store.exceptions[ekey] = store.exceptions.get(ekey, 0) + 1
@@ -213,7 +254,6 @@ class MetricsMiddleware:
                 span_ids = self._trace.current()
             if span_ids is not None:
                 store.record_exemplar(key, elapsed, span_ids[0], span_ids[1])
-        return method, route
 
     async def _call_full(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Metrics plus request id, the server span and the access-log line."""
@@ -298,6 +338,14 @@ class MetricsMiddleware:
                 )
             if error is None:
                 current_request().reset(request_token)
+
+    async def _health(self, kind: Kind, scope: Scope, send: Send) -> None:
+        assert self._health_endpoints is not None
+        status, headers, body = await self._health_endpoints.answer(
+            kind, scope.get("method", "GET"), _header(scope, b"authorization")
+        )
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     async def serve_metrics(self, scope: Scope, send: Send) -> None:
         """Answer a scrape without holding the event loop.

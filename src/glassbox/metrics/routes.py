@@ -51,7 +51,7 @@ class StarletteRoutes:
 
     def __init__(self, root: Any) -> None:
         self._root = root
-        self._by_route: dict[int, tuple[Any, str]] = {}
+        self.by_route: dict[int, tuple[Any, str]] = {}
         # endpoint -> every (endpoint, template, chain) serving it, in routing order; the
         # chain (mounts..., leaf) disambiguates an endpoint shared by several routes
         self._by_endpoint: dict[int, list[tuple[Any, str, tuple[Any, ...]]]] = {}
@@ -67,7 +67,7 @@ class StarletteRoutes:
             children = getattr(route, "routes", None)
             if children and hasattr(route, "path_format"):  # Mount with a router
                 base = prefix + _mount_prefix(route)
-                self._by_route[id(route)] = (route, base + "/{path}")
+                self.by_route[id(route)] = (route, base + "/{path}")
                 self._walk(list(children), base, seen, (*chain, route))
             elif children:  # Host: the host is not part of the path
                 self._walk(list(children), prefix, seen, chain)
@@ -75,7 +75,7 @@ class StarletteRoutes:
                 template = getattr(route, "path_format", None) or getattr(route, "path", None)
                 if isinstance(template, str):
                     full = prefix + template
-                    self._by_route[id(route)] = (route, full)
+                    self.by_route[id(route)] = (route, full)
                     endpoint = getattr(route, "endpoint", None)
                     if endpoint is not None:
                         self._by_endpoint.setdefault(id(endpoint), []).append(
@@ -84,20 +84,20 @@ class StarletteRoutes:
 
     def rebuild(self) -> None:
         """Walk the route tree again (routes may be added after instrumenting)."""
-        self._by_route.clear()
+        self.by_route.clear()
         self._by_endpoint.clear()
         routes = getattr(self._root, "routes", None) or []
         self._walk(list(routes), "", set())
-        self._known = len(self._by_route)
+        self._known = len(self.by_route)
 
     def __call__(self, scope: MutableMapping[str, Any]) -> str:
         route = scope.get("route")
         if route is not None:
-            hit = self._by_route.get(id(route))
+            hit = self.by_route.get(id(route))
             if hit is not None and hit[0] is route:
                 return hit[1]
             self.rebuild()
-            hit = self._by_route.get(id(route))
+            hit = self.by_route.get(id(route))
             if hit is not None and hit[0] is route:
                 return hit[1]
             template = getattr(route, "path_format", None)
