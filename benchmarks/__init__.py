@@ -1,0 +1,1 @@
+"""Benchmarks of glassbox's metrics middleware against its peers (see README.md)."""
