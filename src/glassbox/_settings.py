@@ -7,6 +7,7 @@ named by ``*_FILE`` variables, never from files glassbox writes.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -134,9 +135,11 @@ def _secret(value: SecretStr | None, path: Path | None, name: str) -> str | None
         try:
             text = path.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ConfigurationError(f"{env}_FILE={str(path)!r} cannot be read: {exc}") from exc
+            raise ConfigurationError(
+                f"{env}_FILE names a file that cannot be read ({exc.strerror})"
+            ) from exc
         if not text:
-            raise ConfigurationError(f"{env}_FILE={str(path)!r} is empty")
+            raise ConfigurationError(f"{env}_FILE names an empty file")
         return text
     if value is not None:
         secret = value.get_secret_value()
@@ -144,6 +147,9 @@ def _secret(value: SecretStr | None, path: Path | None, name: str) -> str | None
             raise ConfigurationError(f"{env} is set but empty")
         return secret
     return None
+
+
+_SECRETISH = re.compile(r"token|auth|secret|password|key", re.IGNORECASE)
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -156,5 +162,9 @@ def load_settings(**overrides: Any) -> Settings:
         for err in exc.errors():
             field = ".".join(str(p) for p in err["loc"]) or "settings"
             source = f"argument {field}=" if field in given else f"GLASSBOX_{field.upper()}="
-            problems.append(f"{source}{err.get('input')!r}: {err['msg']}")
+            # a value may be a secret (or one typed into the wrong field): never echo
+            # values of unknown fields or of fields that hold or name secrets
+            hide = err["type"] == "extra_forbidden" or _SECRETISH.search(field)
+            shown = "<hidden>" if hide else repr(err.get("input"))
+            problems.append(f"{source}{shown}: {err['msg']}")
         raise ConfigurationError("invalid glassbox settings: " + "; ".join(problems)) from None

@@ -313,6 +313,8 @@ class AccessLog:
             return
         if len(path) > self.path_max:
             path = path[: self.path_max] + "..."
+        if not path.isascii():  # lone surrogates would make the JSON encoder raise
+            path = path.encode("utf-8", "backslashreplace").decode("utf-8")
         fast = _fast[0]
         if fast is not None:
             level = logging.ERROR if status >= 500 else logging.INFO

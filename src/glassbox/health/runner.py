@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import inspect
 import logging
 import threading
 import time
@@ -137,6 +138,8 @@ class HealthRunner:
         try:
             if check.runs_in_thread:
                 value = await self._in_thread(check)
+                if inspect.isawaitable(value):  # e.g. lambda: db.ping() over an async client
+                    value = await asyncio.wait_for(value, check.timeout)
             else:
                 value = await asyncio.wait_for(check.probe(), check.timeout)  # type: ignore[arg-type]
             result = to_result(value)

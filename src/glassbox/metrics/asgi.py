@@ -144,7 +144,11 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        special = self._special.get(scope["path"])
+        path = scope["path"]
+        root = scope.get("root_path")
+        if root and path.startswith(root):  # uvicorn --root-path puts it in front
+            path = path[len(root) :] or "/"
+        special = self._special.get(path)
         if special is not None:
             if special is _METRICS:
                 await self.serve_metrics(scope, send)
@@ -189,7 +193,7 @@ class MetricsMiddleware:
             # share of the overhead budget, see benchmarks/).
             elapsed = perf_counter() - start
             inflight[0] -= 1
-            method = scope["method"]
+            method = scope.get("method", "GET")
             if method not in STANDARD_METHODS:
                 method = OTHER_METHOD
             matched = scope.get("route")
@@ -216,7 +220,7 @@ class MetricsMiddleware:
         span_ids: tuple[int, int] | None,
     ) -> tuple[str, str]:
         """Add one request to the RED store; returns its (method, route) labels."""
-        method = scope["method"]
+        method = scope.get("method", "GET")
         if method not in STANDARD_METHODS:
             method = OTHER_METHOD
         route = self._resolve(scope)
@@ -258,7 +262,7 @@ class MetricsMiddleware:
     async def _call_full(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Metrics plus request id, the server span and the access-log line."""
         found = header_values(scope.get("headers") or (), b"x-request-id", b"traceparent")
-        method = scope["method"]
+        method = scope.get("method", "GET")
         if method not in STANDARD_METHODS:
             method = OTHER_METHOD
         span = token = None

@@ -53,7 +53,7 @@ def auto_directory() -> Path | None:
         or (multiprocessing.parent_process() is not None and "uvicorn" in sys.modules)
     ):
         master = os.getppid()
-    if master is None or master <= 1:
+    if master is None or master < 1:  # a master may well be PID 1 (containers)
         return None
     return Path(tempfile.gettempdir()) / f"glassbox-mp-{master}"
 
@@ -310,6 +310,10 @@ class MultiprocessExposition:
         # by another worker then reads at least these counts, so counters never go
         # backwards between scrapes that land on different workers.
         absorb(view, self.flush(), pid=os.getpid(), gauges=True)
+        # The archive is read first: a worker archived after this read is still absorbed
+        # below as live; one archived before it is skipped (no double count).
+        archive = self._read(self.directory / _ARCHIVE)
+        absorbed = {tuple(x) for x in archive.get("absorbed", [])} if archive else set()
         dead: list[Path] = []
         for path in self.files():
             pid = int(path.stem[len(_PREFIX) :]) if path.stem[len(_PREFIX) :].isdigit() else -1
@@ -318,14 +322,16 @@ class MultiprocessExposition:
             data = self._read(path)
             if data is None:
                 continue
+            if (data.get("pid"), data.get("start")) in absorbed:
+                continue
             if pid < 0 or not _alive(pid, str(data.get("start", ""))):
                 dead.append(path)
+                absorb(view, data, pid=None, gauges=False)  # its counters, as archived
                 continue
             absorb(view, data, pid=pid, gauges=True)
         if dead:
             self._archive_dead(dead)
-        archive = self._read(self.directory / _ARCHIVE)
-        if archive is not None:
+        if archive is not None:  # as read above, so nothing is counted twice
             absorb(view, archive, pid=None, gauges=False)
         view.collectors = list(self.registry.collectors)
         return view

@@ -65,6 +65,13 @@ class Registry:
             store = self.red.get(catalogue.prefix)
             if store is None:
                 self._check_free(catalogue.prefix + "_requests_total")
+                for spec in catalogue.all:  # business metrics declared earlier
+                    taken = {spec.name, *spec.sample_names} & set(self.families)
+                    if taken:
+                        raise DuplicateMetricError(
+                            f"business metric {sorted(taken)[0]!r} uses a name of glassbox's"
+                            f" RED metrics (prefix {catalogue.prefix!r}); rename it"
+                        )
                 store = self.red[catalogue.prefix] = RedStore(catalogue)
             elif store.catalogue.buckets != catalogue.buckets:
                 raise DuplicateMetricError(
@@ -76,11 +83,17 @@ class Registry:
 
     def set_info(self, service: str, version: str, env: str) -> None:
         """Expose ``service_info{service,version,env} 1``."""
+        if SERVICE_INFO.name in self.families:
+            raise DuplicateMetricError(
+                f"business metric {SERVICE_INFO.name!r} clashes with glassbox's service info"
+            )
         self.info = (service, version, env)
 
     # -- business metrics --------------------------------------------------------------
 
     def _check_free(self, name: str) -> None:
+        if name == SERVICE_INFO.name and self.info is not None:
+            raise DuplicateMetricError(f"metric {name!r} is glassbox's service info")
         for store in self.red.values():
             if name in {s.name for s in store.catalogue.all}:
                 raise DuplicateMetricError(f"metric {name!r} is one of glassbox's RED metrics")
@@ -254,7 +267,9 @@ def render_collected(out: list[str], families: Iterable[Any], *, openmetrics: bo
         if not openmetrics:
             if kind == "counter":
                 name = f"{name}_total"
-            elif kind in ("info", "stateset"):
+            elif kind == "info":
+                name, kind = f"{name}_info", "gauge"
+            elif kind == "stateset":
                 kind = "gauge"
             elif kind == "unknown":
                 kind = "untyped"

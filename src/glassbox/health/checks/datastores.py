@@ -8,7 +8,6 @@ a connection per probe.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import time
 from typing import Any
@@ -55,8 +54,22 @@ class Redis(Check):
         self._url = _check_url(url, ("redis", "rediss", "unix"), "Redis") if url else None
         self._client = client
         self._own = PerLoop()
+        # a synchronous client blocks: the runner then calls probe() in its own thread
+        # pool, with its guard against piling up threads behind a hung server
+        self._blocking = client is not None and not _is_async_client(client)
 
-    async def probe(self) -> CheckResult:
+    @property
+    def runs_in_thread(self) -> bool:
+        return self._blocking
+
+    def probe(self) -> Any:
+        if self._blocking:
+            start = time.perf_counter()
+            reply = self._client.ping()
+            return _pong(reply, (time.perf_counter() - start) * 1000)
+        return self._probe_async()
+
+    async def _probe_async(self) -> CheckResult:
         client = self._client
         if client is None:
             import redis.asyncio
@@ -72,14 +85,14 @@ class Redis(Check):
                 )
             )
         start = time.perf_counter()
-        if _is_async_client(client):
-            reply = await client.ping()
-        else:  # a synchronous client must not block the event loop
-            reply = await asyncio.to_thread(client.ping)
-        elapsed = (time.perf_counter() - start) * 1000
-        if reply not in (True, b"PONG", "PONG"):
-            return CheckResult.failed(f"unexpected PING reply {reply!r}"[:120])
-        return CheckResult.passed(round(elapsed, 3), "ms")
+        reply = await client.ping()
+        return _pong(reply, (time.perf_counter() - start) * 1000)
+
+
+def _pong(reply: Any, elapsed_ms: float) -> CheckResult:
+    if reply not in (True, b"PONG", "PONG"):
+        return CheckResult.failed(f"unexpected PING reply {reply!r}"[:120])
+    return CheckResult.passed(round(elapsed_ms, 3), "ms")
 
 
 class Postgres(Check):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import time
 from typing import Any
@@ -37,6 +36,14 @@ class MongoDB(Check):
         self._client = client
         self._url = url
         self._own = PerLoop()
+        # pymongo's MongoClient blocks: the runner then calls probe() in its thread pool
+        self._blocking = client is not None and not inspect.iscoroutinefunction(
+            client.admin.command
+        )
+
+    @property
+    def runs_in_thread(self) -> bool:
+        return self._blocking
 
     def _url_client(self) -> Any:
         from pymongo import AsyncMongoClient
@@ -53,17 +60,24 @@ class MongoDB(Check):
             )
         )
 
-    async def probe(self) -> CheckResult:
+    def probe(self) -> Any:
+        if self._blocking:
+            start = time.perf_counter()
+            reply = self._client.admin.command("ping")
+            return _ok(reply, start)
+        return self._probe_async()
+
+    async def _probe_async(self) -> CheckResult:
         client = self._client if self._client is not None else self._url_client()
         start = time.perf_counter()
-        command = client.admin.command
-        if inspect.iscoroutinefunction(command):
-            reply = await command("ping")
-        else:  # a synchronous pymongo MongoClient must not block the event loop
-            reply = await asyncio.to_thread(command, "ping")
-            if inspect.isawaitable(reply):  # motor returns a future from a plain method
-                reply = await reply
-        elapsed = round((time.perf_counter() - start) * 1000, 3)
-        if float(reply.get("ok", 0)) != 1.0:
-            return CheckResult.failed(f"ping answered ok={reply.get('ok')!r}", elapsed, "ms")
-        return CheckResult.passed(elapsed, "ms")
+        reply = client.admin.command("ping")
+        if inspect.isawaitable(reply):
+            reply = await reply
+        return _ok(reply, start)
+
+
+def _ok(reply: Any, start: float) -> CheckResult:
+    elapsed = round((time.perf_counter() - start) * 1000, 3)
+    if float(reply.get("ok", 0)) != 1.0:
+        return CheckResult.failed(f"ping answered ok={reply.get('ok')!r}", elapsed, "ms")
+    return CheckResult.passed(elapsed, "ms")
