@@ -363,3 +363,36 @@ def test_endpoint_fallback_for_starlette_releases_without_scope_route() -> None:
         assert resolve(scope) == template, path
     assert resolve({"type": "http", "path": "/boom", "endpoint": boom}) == "/boom"
     assert resolve({"type": "http", "path": "/x", "endpoint": object()}) == "<unmatched>"
+
+
+def test_a_mount_wrapped_in_middleware_keeps_its_prefix_and_does_not_rewalk(
+    registry: glassbox.Registry,
+) -> None:
+    from starlette.middleware.gzip import GZipMiddleware
+
+    from glassbox.metrics.routes import StarletteRoutes
+
+    sub = Starlette(routes=[Route("/items/{id}", ok)])
+    app = Starlette(routes=[Route("/items/{id}", ok), Mount("/api", app=GZipMiddleware(sub))])
+    glassbox.instrument(app, service="svc", registry=registry, logs=False, tracing=False)
+    client = TestClient(app)
+    walks = 0
+    original = StarletteRoutes.rebuild
+
+    def counting(self: StarletteRoutes) -> None:
+        nonlocal walks
+        walks += 1
+        original(self)
+
+    StarletteRoutes.rebuild = counting  # type: ignore[method-assign]
+    try:
+        for i in range(20):
+            assert client.get(f"/api/items/{i}").status_code == 200
+    finally:
+        StarletteRoutes.rebuild = original  # type: ignore[method-assign]
+    samples = parse(client.get("/metrics").text)
+    assert (
+        value(samples, "http_requests_total", method="GET", route="/api/items/{id}", status="200")
+        == 20
+    )
+    assert walks <= 1

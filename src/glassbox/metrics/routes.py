@@ -46,6 +46,22 @@ def _chain_matches(chain: tuple[Any, ...], path: str) -> bool:
     return True
 
 
+def _children(route: Any) -> list[Any]:
+    """The routes below a Mount, also when its app is wrapped in middleware."""
+    routes = getattr(route, "routes", None)
+    if routes or not hasattr(route, "path_format"):
+        return list(routes or [])
+    app = getattr(route, "app", None)
+    for _ in range(16):  # follow .app through middleware layers to a router
+        if app is None:
+            break
+        found = getattr(app, "routes", None)
+        if found:
+            return list(found)
+        app = getattr(app, "app", None)
+    return []
+
+
 class StarletteRoutes:
     """Resolves ``scope["route"]`` of a Starlette/FastAPI app to its full template."""
 
@@ -56,6 +72,8 @@ class StarletteRoutes:
         # chain (mounts..., leaf) disambiguates an endpoint shared by several routes
         self._by_endpoint: dict[int, list[tuple[Any, str, tuple[Any, ...]]]] = {}
         self._known = -1
+        # route objects still unknown after a rebuild: answered without walking again
+        self._unknown: dict[int, tuple[Any, str]] = {}
 
     def _walk(
         self, routes: list[Any], prefix: str, seen: set[int], chain: tuple[Any, ...] = ()
@@ -64,7 +82,7 @@ class StarletteRoutes:
             if id(route) in seen:
                 continue
             seen.add(id(route))
-            children = getattr(route, "routes", None)
+            children = _children(route)
             if children and hasattr(route, "path_format"):  # Mount with a router
                 base = prefix + _mount_prefix(route)
                 self.by_route[id(route)] = (route, base + "/{path}")
@@ -85,6 +103,7 @@ class StarletteRoutes:
     def rebuild(self) -> None:
         """Walk the route tree again (routes may be added after instrumenting)."""
         self.by_route.clear()
+        self._unknown.clear()
         self._by_endpoint.clear()
         routes = getattr(self._root, "routes", None) or []
         self._walk(list(routes), "", set())
@@ -96,12 +115,17 @@ class StarletteRoutes:
             hit = self.by_route.get(id(route))
             if hit is not None and hit[0] is route:
                 return hit[1]
+            hit = self._unknown.get(id(route))
+            if hit is not None and hit[0] is route:
+                return hit[1]
             self.rebuild()
             hit = self.by_route.get(id(route))
             if hit is not None and hit[0] is route:
                 return hit[1]
             template = getattr(route, "path_format", None)
-            return template if isinstance(template, str) else UNMATCHED_ROUTE
+            label = template if isinstance(template, str) else UNMATCHED_ROUTE
+            self._unknown[id(route)] = (route, label)
+            return label
         endpoint = scope.get("endpoint")  # Starlette < 1.7 does not set "route"
         if endpoint is not None:
             hits = self._by_endpoint.get(id(endpoint))
