@@ -40,6 +40,13 @@ class PerLoop:
         return client
 
 
+def exactly_one(check: str, **given: object) -> None:
+    """Raise unless exactly one of ``given`` (e.g. client= or url=) is set."""
+    if sum(value is not None for value in given.values()) != 1:
+        names = " or ".join(f"{key}=" for key in given)
+        raise ConfigurationError(f"health check {check!r}: pass either {names}, exactly one")
+
+
 def to_result(value: object) -> CheckResult:
     """Turn what a check returned into a result (None and True pass, False fails)."""
     if isinstance(value, CheckResult):

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from glassbox.exceptions import ConfigurationError
-from glassbox.health.checks.base import Check, PerLoop
+from glassbox.health.checks.base import Check, PerLoop, exactly_one
 from glassbox.health.result import CheckResult
 
 __all__ = ["Postgres", "Redis"]
@@ -47,10 +47,7 @@ class Redis(Check):
         self, client: Any = None, *, url: str | None = None, name: str = "redis", **kw: Any
     ) -> None:
         super().__init__(name, **kw)
-        if (client is None) == (url is None):
-            raise ConfigurationError(
-                f"health check {name!r}: pass either client= or url=, exactly one"
-            )
+        exactly_one(name, client=client, url=url)
         self._url = _check_url(url, ("redis", "rediss", "unix"), "Redis") if url else None
         self._client = client
         self._own = PerLoop()
@@ -105,10 +102,7 @@ class Postgres(Check):
         self, pool: Any = None, *, dsn: str | None = None, name: str = "postgres", **kw: Any
     ) -> None:
         super().__init__(name, **kw)
-        if (pool is None) == (dsn is None):
-            raise ConfigurationError(
-                f"health check {name!r}: pass either pool= or dsn=, exactly one"
-            )
+        exactly_one(name, pool=pool, dsn=dsn)
         self._dsn = _check_url(dsn, ("postgresql", "postgres"), "PostgreSQL") if dsn else None
         self._pool = pool
         self._own = PerLoop()

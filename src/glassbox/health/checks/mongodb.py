@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from glassbox.exceptions import ConfigurationError
-from glassbox.health.checks.base import Check, PerLoop
+from glassbox.health.checks.base import Check, PerLoop, exactly_one
 from glassbox.health.result import CheckResult
 
 __all__ = ["MongoDB"]
@@ -24,10 +24,7 @@ class MongoDB(Check):
         self, client: Any = None, *, url: str | None = None, name: str = "mongodb", **kw: Any
     ) -> None:
         super().__init__(name, **kw)
-        if (client is None) == (url is None):
-            raise ConfigurationError(
-                f"health check {name!r}: pass either client= or url=, exactly one"
-            )
+        exactly_one(name, client=client, url=url)
         if url is not None and urlsplit(url).scheme not in ("mongodb", "mongodb+srv"):
             raise ConfigurationError(
                 f"health check {name!r}: MongoDB URL must look like mongodb://host:port"

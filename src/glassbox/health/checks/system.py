@@ -31,11 +31,24 @@ def _grade(name: str, used: float, warn: float, fail: float, what: str) -> Check
     return CheckResult.passed(value, "%")
 
 
-class Disk(Check):
-    """Used fraction of the filesystem holding ``path``."""
+class _Utilization(Check):
+    """A used fraction graded against warn/fail thresholds; not critical by default."""
 
     component_type = "system"
     measurement = "utilization"
+
+    def __init__(self, name: str, warn: float, fail: float, **kw: Any) -> None:
+        kw.setdefault("critical", False)
+        super().__init__(name, **kw)
+        _thresholds(name, warn, fail)
+        self.warn, self.fail = warn, fail
+
+    def grade(self, used: float, what: str) -> CheckResult:
+        return _grade(self.name, used, self.warn, self.fail, what)
+
+
+class Disk(_Utilization):
+    """Used fraction of the filesystem holding ``path``."""
 
     def __init__(
         self,
@@ -46,16 +59,12 @@ class Disk(Check):
         name: str = "disk",
         **kw: Any,
     ) -> None:
-        kw.setdefault("critical", False)
-        super().__init__(name, **kw)
-        _thresholds(name, warn, fail)
-        self.path, self.warn, self.fail = Path(path), warn, fail
+        super().__init__(name, warn, fail, **kw)
+        self.path = Path(path)
 
     def probe(self) -> CheckResult:
         usage = shutil.disk_usage(self.path)
-        return _grade(
-            self.name, usage.used / usage.total, self.warn, self.fail, f"disk {self.path}"
-        )
+        return self.grade(usage.used / usage.total, f"disk {self.path}")
 
 
 def cgroup_memory_limit() -> int | None:
@@ -70,11 +79,8 @@ def cgroup_memory_limit() -> int | None:
     return None
 
 
-class Memory(Check):
+class Memory(_Utilization):
     """Resident memory against the cgroup limit (or ``limit_bytes``, or total RAM)."""
-
-    component_type = "system"
-    measurement = "utilization"
 
     def __init__(
         self,
@@ -85,34 +91,26 @@ class Memory(Check):
         name: str = "memory",
         **kw: Any,
     ) -> None:
-        kw.setdefault("critical", False)
-        super().__init__(name, **kw)
-        _thresholds(name, warn, fail)
+        super().__init__(name, warn, fail, **kw)
         if limit_bytes is not None and limit_bytes <= 0:
             raise ConfigurationError(f"health check {name!r}: limit_bytes must be > 0")
-        self.limit_bytes, self.warn, self.fail = limit_bytes, warn, fail
+        self.limit_bytes = limit_bytes
 
     def probe(self) -> CheckResult:
         import psutil
 
         rss = psutil.Process().memory_info().rss
         limit = self.limit_bytes or cgroup_memory_limit() or psutil.virtual_memory().total
-        return _grade(self.name, rss / limit, self.warn, self.fail, "memory")
+        return self.grade(rss / limit, "memory")
 
 
-class Cpu(Check):
+class Cpu(_Utilization):
     """System CPU utilisation since the previous probe (never sleeps to measure)."""
-
-    component_type = "system"
-    measurement = "utilization"
 
     def __init__(
         self, *, warn: float = 0.9, fail: float = 1.0, name: str = "cpu", **kw: Any
     ) -> None:
-        kw.setdefault("critical", False)
-        super().__init__(name, **kw)
-        _thresholds(name, warn, fail)
-        self.warn, self.fail = warn, fail
+        super().__init__(name, warn, fail, **kw)
         import psutil
 
         psutil.cpu_percent(None)  # prime: the next call measures from here
@@ -121,4 +119,4 @@ class Cpu(Check):
         import psutil
 
         used = psutil.cpu_percent(None) / 100
-        return _grade(self.name, used, self.warn, self.fail, "cpu")
+        return self.grade(used, "cpu")
