@@ -194,11 +194,17 @@ def instrument(
         "health_prefix": settings.health_prefix,
     }
 
+    wsgi_kw: dict[str, Any] = {
+        **common,
+        "access_log": access_log,
+        "request_id": settings.request_id,
+    }
+
     def wrap(inner: Any) -> Any:
         """A plain ASGI or WSGI callable, wrapped."""
         if _is_asgi(inner):
             return MetricsMiddleware(inner, **asgi_kw)
-        return WSGIHealthMiddleware(WSGIMetricsMiddleware(inner, **common), **health_kw)
+        return WSGIHealthMiddleware(WSGIMetricsMiddleware(inner, **wsgi_kw), **health_kw)
 
     result: Any
     if _is_starlette(app):
@@ -212,7 +218,7 @@ def instrument(
 
         target = app
         target.wsgi_app = WSGIHealthMiddleware(
-            WSGIMetricsMiddleware(target.wsgi_app, **common), **health_kw
+            WSGIMetricsMiddleware(target.wsgi_app, **wsgi_kw), **health_kw
         )
         install_route_hook(target)
         target.extensions["glassbox"] = state

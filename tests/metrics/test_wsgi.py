@@ -109,3 +109,33 @@ def test_plain_wsgi_callable_is_wrapped_and_exception_counted() -> None:
         )
         == 1
     )
+
+
+def test_flask_request_id_and_access_line(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    app = Flask(__name__)
+
+    @app.get("/users/<int:user_id>")
+    def user(user_id: int) -> dict[str, int]:
+        return {"id": user_id}
+
+    glassbox.instrument(
+        app, service="flasky", registry=glassbox.Registry(), log_format="json", tracing=False
+    )
+    capsys.readouterr()
+    client = app.test_client()
+    response = client.get("/users/3", headers={"X-Request-ID": "abc-123"})
+    response.get_data()
+    response.close()
+    assert response.headers["X-Request-ID"] == "abc-123"
+    bad = client.get("/users/4", headers={"X-Request-ID": "bad id\\n"})
+    bad.get_data()
+    bad.close()
+    assert bad.headers["X-Request-ID"] != "bad id\\n"
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.strip()]
+    access = [r for r in lines if r.get("logger") == "glassbox.access"]
+    assert [r["route"] for r in access] == ["/users/<int:user_id>"] * 2
+    assert access[0]["request_id"] == "abc-123"
+    assert access[0]["status"] == 200
+    assert access[1]["request_id"] == bad.headers["X-Request-ID"]

@@ -8,6 +8,8 @@ are timed to their last byte.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from time import perf_counter
@@ -15,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from glassbox._auth import Protection
+from glassbox.logs import AccessLog, RequestContext, current_request, sane_request_id
 from glassbox.metrics._red import RedStore
 from glassbox.metrics.asgi import TraceContext, path_set
 from glassbox.metrics.catalogue import (
@@ -30,6 +33,7 @@ from glassbox.metrics.registry import REGISTRY, Registry
 __all__ = ["ROUTE_KEY", "WSGIMetricsMiddleware"]
 
 ROUTE_KEY = "glassbox.route"
+_REQUEST_ID_KEY = "glassbox.request_id"
 
 Environ = dict[str, Any]
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
@@ -40,13 +44,14 @@ _VALID_STATUS = frozenset(str(code) for code in range(100, 600))
 
 
 class _Observation:
-    __slots__ = ("method", "request_bytes", "sent", "start", "started", "status")
+    __slots__ = ("method", "request_bytes", "sent", "start", "started", "status", "token")
 
     def __init__(self, method: str, request_bytes: int) -> None:
         self.method = method
         self.request_bytes = request_bytes
         self.started = False
         self.status = "500"
+        self.token: Any = None
         self.sent = 0
         self.start = perf_counter()
 
@@ -103,8 +108,12 @@ class WSGIMetricsMiddleware:
         source: Source | None = None,
         protection: Protection = Protection(),  # noqa: B008 - immutable value object
         exemplars: bool = True,
+        access_log: AccessLog | None = None,
+        request_id: bool = False,
     ) -> None:
         self.app = app
+        self._access_log = access_log
+        self._request_id = request_id
         self.store: RedStore = registry.red_store(catalogue)
         self._excluded = path_set(excluded_paths)
         self._metrics_paths = path_set([metrics_path]) if metrics_path else frozenset()
@@ -125,10 +134,17 @@ class WSGIMetricsMiddleware:
         length = environ.get("CONTENT_LENGTH") or ""
         obs = _Observation(method, int(length) if length.isdigit() else 0)
         self.store.in_progress[0] += 1
+        request_id: str | None = None
+        if self._request_id or self._access_log is not None:
+            request_id = sane_request_id(environ.get("HTTP_X_REQUEST_ID")) or os.urandom(8).hex()
+            environ[_REQUEST_ID_KEY] = request_id
+            obs.token = current_request().set(RequestContext(request_id))
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             obs.status = status[:3]
             obs.started = True
+            if request_id is not None and self._request_id:
+                headers = [*headers, ("X-Request-ID", request_id)]
             return start_response(status, headers, exc_info)
 
         def finish(error: str | None) -> None:
@@ -165,6 +181,18 @@ class WSGIMetricsMiddleware:
             span = self._trace.current()
             if span is not None:
                 store.record_exemplar(key, elapsed, span[0], span[1])
+        if self._access_log is not None:
+            self._access_log.write(
+                method=obs.method,
+                route=route,
+                path=environ.get("PATH_INFO", ""),
+                status=int(status),
+                duration=elapsed,
+                request_id=environ.get(_REQUEST_ID_KEY),
+            )
+        if obs.token is not None:
+            with contextlib.suppress(ValueError):  # closed from another context
+                current_request().reset(obs.token)
 
     def _serve_metrics(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         status, headers, body = build_response(
