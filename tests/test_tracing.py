@@ -51,8 +51,8 @@ async def boom(request: object) -> PlainTextResponse:
     raise ValueError("no such thing")
 
 
-def make_app(provider: TracerProvider) -> Starlette:
-    app = Starlette(routes=[Route("/items/{item_id}", item), Route("/boom", boom)])
+def make_app(provider: TracerProvider, routes: list[Route] | None = None) -> Starlette:
+    app = Starlette(routes=routes or [Route("/items/{item_id}", item), Route("/boom", boom)])
     glassbox.instrument(
         app,
         service="svc",
@@ -130,14 +130,7 @@ def test_outgoing_httpx_calls_join_the_trace(
             await client.get("/down")
         return PlainTextResponse("ok")
 
-    app = Starlette(routes=[Route("/out", calls_out)])
-    glassbox.instrument(
-        app,
-        service="svc",
-        registry=glassbox.Registry(),
-        tracer_provider=provider,
-        process_metrics=False,
-    )
+    app = make_app(provider, [Route("/out", calls_out)])
     TestClient(app).get("/out", headers={"traceparent": TRACEPARENT})
     provider.force_flush()
     by_kind = {s.kind: s for s in receiver.spans}

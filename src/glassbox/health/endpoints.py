@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from glassbox._auth import Protection
@@ -19,7 +19,7 @@ from glassbox.health.report import CONTENT_TYPE, ProcessInfo, build_body, overal
 from glassbox.health.result import Status
 from glassbox.health.runner import HealthRunner
 
-__all__ = ["HealthEndpoints", "HealthMiddleware", "WSGIHealthMiddleware"]
+__all__ = ["HealthEndpoints", "WSGIHealthMiddleware", "health_paths"]
 
 Kind = Literal["live", "ready", "health", "detailed"]
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
@@ -123,46 +123,6 @@ class HealthEndpoints:
         selected = self._selected(kind)
         results = self.runner.run_sync(selected) if selected else {}
         return self._finish(kind, method, results, kind == "detailed", authorized)
-
-
-Scope = MutableMapping[str, Any]
-ASGIApp = Callable[
-    [Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]
-]
-
-
-def _authorization(scope: Scope) -> str | None:
-    for key, value in scope.get("headers") or ():
-        if key.lower() == b"authorization":
-            return bytes(value).decode("latin-1")
-    return None
-
-
-class HealthMiddleware:
-    """Pure ASGI: answers the health paths, passes everything else through."""
-
-    def __init__(
-        self, app: ASGIApp, *, endpoints: HealthEndpoints, prefix: str = "/health"
-    ) -> None:
-        self.app = app
-        self.endpoints = endpoints
-        self._paths = health_paths(prefix)
-
-    async def __call__(
-        self,
-        scope: Scope,
-        receive: Callable[[], Awaitable[Any]],
-        send: Callable[[Any], Awaitable[None]],
-    ) -> None:
-        kind = self._paths.get(scope["path"]) if scope["type"] == "http" else None
-        if kind is None:
-            await self.app(scope, receive, send)
-            return
-        status, headers, body = await self.endpoints.answer(
-            kind, scope.get("method", "GET"), _authorization(scope)
-        )
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
 
 
 class WSGIHealthMiddleware:
