@@ -198,6 +198,7 @@ def instrument(
         **common,
         "access_log": access_log,
         "request_id": settings.request_id,
+        "spans": spans,
     }
 
     def wrap(inner: Any) -> Any:

@@ -14,7 +14,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from time import perf_counter
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from glassbox._auth import Protection
 from glassbox.logs import AccessLog, RequestContext, current_request, sane_request_id
@@ -30,6 +30,9 @@ from glassbox.metrics.catalogue import (
 from glassbox.metrics.exposition import Render, Source, build_response, renderer
 from glassbox.metrics.registry import REGISTRY, Registry
 
+if TYPE_CHECKING:
+    from glassbox.tracing import ServerSpans
+
 __all__ = ["ROUTE_KEY", "WSGIMetricsMiddleware"]
 
 ROUTE_KEY = "glassbox.route"
@@ -44,7 +47,19 @@ _VALID_STATUS = frozenset(str(code) for code in range(100, 600))
 
 
 class _Observation:
-    __slots__ = ("method", "request_bytes", "sent", "start", "started", "status", "token")
+    __slots__ = (
+        "method",
+        "request_bytes",
+        "sent",
+        "span",
+        "span_id",
+        "span_token",
+        "start",
+        "started",
+        "status",
+        "token",
+        "trace_id",
+    )
 
     def __init__(self, method: str, request_bytes: int) -> None:
         self.method = method
@@ -52,6 +67,10 @@ class _Observation:
         self.started = False
         self.status = "500"
         self.token: Any = None
+        self.span: Any = None
+        self.span_token: Any = None
+        self.trace_id: str | None = None
+        self.span_id: str | None = None
         self.sent = 0
         self.start = perf_counter()
 
@@ -60,12 +79,15 @@ class _Body:
     """Wraps the response iterable: counts bytes and records when closed."""
 
     def __init__(
-        self, inner: Iterable[bytes], finish: Callable[[str | None], None], obs: _Observation
+        self,
+        inner: Iterable[bytes],
+        finish: Callable[[BaseException | None], None],
+        obs: _Observation,
     ) -> None:
         self._inner = inner
         self._finish = finish
         self._obs = obs
-        self._error: str | None = None
+        self._error: BaseException | None = None
         self._done = False
 
     def __iter__(self) -> Iterator[bytes]:
@@ -74,7 +96,7 @@ class _Body:
                 self._obs.sent += len(chunk)
                 yield chunk
         except BaseException as exc:
-            self._error = type(exc).__name__
+            self._error = exc
             self._obs.status = "500" if not self._obs.started else self._obs.status
             self._complete()
             raise
@@ -94,6 +116,18 @@ class _Body:
             self._complete()
 
 
+def _scope(environ: Environ) -> dict[str, Any]:
+    """The parts of an ASGI-like scope that :class:`ServerSpans` reads."""
+    port = environ.get("SERVER_PORT", "")
+    protocol = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
+    return {
+        "path": environ.get("PATH_INFO", ""),
+        "scheme": environ.get("wsgi.url_scheme", "http"),
+        "http_version": protocol.partition("/")[2] or "1.1",
+        "server": (environ.get("SERVER_NAME", ""), int(port) if port.isdigit() else None),
+    }
+
+
 class WSGIMetricsMiddleware:
     """Records RED metrics for a WSGI app and answers ``metrics_path``."""
 
@@ -110,8 +144,10 @@ class WSGIMetricsMiddleware:
         exemplars: bool = True,
         access_log: AccessLog | None = None,
         request_id: bool = False,
+        spans: ServerSpans | None = None,
     ) -> None:
         self.app = app
+        self._spans = spans
         self._access_log = access_log
         self._request_id = request_id
         self.store: RedStore = registry.red_store(catalogue)
@@ -134,31 +170,46 @@ class WSGIMetricsMiddleware:
         length = environ.get("CONTENT_LENGTH") or ""
         obs = _Observation(method, int(length) if length.isdigit() else 0)
         self.store.in_progress[0] += 1
+        extra: list[tuple[str, str]] = []
+        trace_hex = span_hex = None
+        if self._spans is not None:
+            obs.span, obs.span_token = self._spans.start(
+                method, _scope(environ), environ.get("HTTP_TRACEPARENT")
+            )
+            ctx = obs.span.get_span_context()
+            trace_hex, span_hex = f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
+            obs.trace_id, obs.span_id = trace_hex, span_hex
+            flags = "01" if ctx.trace_flags.sampled else "00"
+            extra.append(("traceresponse", f"00-{trace_hex}-{span_hex}-{flags}"))
         request_id: str | None = None
-        if self._request_id or self._access_log is not None:
-            request_id = sane_request_id(environ.get("HTTP_X_REQUEST_ID")) or os.urandom(8).hex()
+        if self._request_id or self._access_log is not None or trace_hex is not None:
+            request_id = sane_request_id(environ.get("HTTP_X_REQUEST_ID")) or (
+                trace_hex[:16] if trace_hex else os.urandom(8).hex()
+            )
             environ[_REQUEST_ID_KEY] = request_id
-            obs.token = current_request().set(RequestContext(request_id))
+            obs.token = current_request().set(RequestContext(request_id, trace_hex, span_hex))
+            if self._request_id:
+                extra.append(("X-Request-ID", request_id))
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             obs.status = status[:3]
             obs.started = True
-            if request_id is not None and self._request_id:
-                headers = [*headers, ("X-Request-ID", request_id)]
+            if extra:
+                headers = [*headers, *extra]
             return start_response(status, headers, exc_info)
 
-        def finish(error: str | None) -> None:
+        def finish(error: BaseException | None) -> None:
             self._record(environ, obs, error)
 
         try:
             result = self.app(environ, capture)
         except BaseException as exc:
             obs.status = "500"
-            finish(type(exc).__name__)
+            finish(exc)
             raise
         return _Body(result, finish, obs)
 
-    def _record(self, environ: Environ, obs: _Observation, error: str | None) -> None:
+    def _record(self, environ: Environ, obs: _Observation, error: BaseException | None) -> None:
         elapsed = perf_counter() - obs.start
         store = self.store
         store.in_progress[0] -= 1
@@ -175,7 +226,7 @@ class WSGIMetricsMiddleware:
         row[-2] += obs.request_bytes
         row[-1] += obs.sent
         if error is not None:
-            ekey = (obs.method, route, error)
+            ekey = (obs.method, route, type(error).__name__)
             store.exceptions[ekey] = store.exceptions.get(ekey, 0) + 1
         if self._trace is not None:
             span = self._trace.current()
@@ -188,7 +239,20 @@ class WSGIMetricsMiddleware:
                 path=environ.get("PATH_INFO", ""),
                 status=int(status),
                 duration=elapsed,
+                trace_id=obs.trace_id,
+                span_id=obs.span_id,
                 request_id=environ.get(_REQUEST_ID_KEY),
+            )
+        if obs.span is not None and self._spans is not None:
+            # Always detached: a WSGI server reuses the thread for the next request.
+            self._spans.end(
+                obs.span,
+                obs.span_token,
+                method=obs.method,
+                route=route,
+                status=int(status),
+                error=error,
+                detach=True,
             )
         if obs.token is not None:
             with contextlib.suppress(ValueError):  # closed from another context
