@@ -11,6 +11,7 @@ PY="${PYTHON:-python3}"
 command -v "$PY" >/dev/null 2>&1 || need_apt+=(python3)
 [ -x .venv/bin/python ] || "$PY" -c "import ensurepip, venv" >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v amtool >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
 if [ "$profile" = dev ]; then
   command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
   command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
@@ -30,5 +31,26 @@ fi
 if [ "$profile" = dev ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 else
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[fastapi,server,otel]'
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[fastapi,server,otel,stack]'
+fi
+
+# The Prometheus Operator's CRD schema that 'kubernetes/' manifests are checked against
+# (glassbox.stack.schemas): validators generated from the operator's API types, from npm,
+# into .cache/schemas (not committed). Needs Node.js; without it the check says the schema
+# is unavailable.
+if [ "$profile" = dev ]; then
+  po_pkg="@kubernetes-models/prometheus-operator"
+  po_version="6.0.0"
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "setup: installing Debian packages: nodejs npm"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  if ! grep -qs "\"version\": \"$po_version\"" ".cache/schemas/node_modules/$po_pkg/package.json"; then
+    echo "setup: installing $po_pkg@$po_version into .cache/schemas"
+    mkdir -p .cache/schemas
+    npm install --prefix .cache/schemas --no-audit --no-fund --ignore-scripts --loglevel=error \
+      "$po_pkg@$po_version" >/dev/null
+  fi
 fi

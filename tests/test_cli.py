@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -24,3 +25,29 @@ def test_console_script_entry_point() -> None:
         [sys.executable, "-m", "glassbox", "--version"], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == f"glassbox {glassbox.__version__}"
+
+
+def test_init_build_and_bad_config(tmp_path: Path) -> None:
+    runner = CliRunner()
+    config = tmp_path / "glassbox.toml"
+    result = runner.invoke(app, ["init", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "stack build" in result.output
+    again = runner.invoke(app, ["init", str(config)])
+    assert again.exit_code == 2
+    assert "exists; use --force" in again.output
+
+    built = runner.invoke(app, ["stack", "build", "-c", str(config)])
+    assert built.exit_code == 0, built.output
+    assert (tmp_path / "monitoring" / "prometheus" / "prometheus.yml").is_file()
+    assert "0 removed" in built.output
+
+    config.write_text(
+        config.read_text().replace('targets = ["127.0.0.1:9187"]', 'targets = ["127.0.0.1:5432"]')
+    )
+    broken = runner.invoke(app, ["stack", "build", "-c", str(config)])
+    assert broken.exit_code == 2
+    assert f"{config}: dependencies[0]" in broken.output
+    assert "postgres_exporter" in broken.output
+    # the previous stack is untouched
+    assert "127.0.0.1:9187" in (tmp_path / "monitoring/prometheus/prometheus.yml").read_text()

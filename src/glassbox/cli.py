@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from glassbox._version import __version__
@@ -47,6 +49,122 @@ def demo(
         "Ctrl-C stops it."
     )
     uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+
+
+stack_app = typer.Typer(
+    help="The monitoring stack as code: build and verify it from glassbox.toml.",
+    no_args_is_help=True,
+)
+app.add_typer(stack_app, name="stack")
+
+CONFIG_OPTION = typer.Option(
+    Path("glassbox.toml"), "--config", "-c", help="The stack's config file."
+)
+OUTPUT_OPTION = typer.Option(
+    None, "--output", "-o", help="Output directory (default: 'output' in the config)."
+)
+
+
+INIT_PATH = typer.Argument(Path("glassbox.toml"), help="Where to write the starter.")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(message, err=True, fg=typer.colors.RED)
+    return typer.Exit(code=2)
+
+
+def _load(config: Path) -> object:
+    from glassbox.exceptions import ConfigurationError
+    from glassbox.stack.config import load_config
+
+    try:
+        return load_config(config)
+    except ConfigurationError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _output(config_path: Path, loaded: object, output: Path | None) -> Path:
+    from glassbox.stack.config import StackConfig
+
+    assert isinstance(loaded, StackConfig)
+    if output is not None:
+        return output
+    out = Path(loaded.output)
+    return out if out.is_absolute() else config_path.parent / out
+
+
+@app.command()
+def init(
+    path: Path = INIT_PATH,
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+) -> None:
+    """Write a commented starter glassbox.toml."""
+    from importlib.resources import files
+
+    if path.exists() and not force:
+        raise _fail(f"{path} exists; use --force to overwrite it")
+    text = files("glassbox.stack").joinpath("starter.toml").read_text(encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {path}; edit it, then run: glassbox stack build -c {path}")
+
+
+@stack_app.command("build")
+def stack_build(
+    config: Path = CONFIG_OPTION,
+    output: Path | None = OUTPUT_OPTION,
+    force: bool = typer.Option(False, "--force", help="Overwrite hand-edited generated files."),
+) -> None:
+    """Write the monitoring stack (Prometheus, Alertmanager, Grafana, Loki, ...)."""
+    from glassbox.exceptions import ConfigurationError
+    from glassbox.stack.build import render_stack, write_stack
+    from glassbox.stack.config import StackConfig
+
+    loaded = _load(config)
+    assert isinstance(loaded, StackConfig)
+    directory = _output(config, loaded, output)
+    try:
+        result = write_stack(render_stack(loaded), directory, force=force)
+    except ConfigurationError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(
+        f"wrote {result.written} files to {result.directory}"
+        f" ({len(result.changed)} changed, {len(result.removed)} removed)"
+    )
+    typer.echo(f"next: glassbox stack verify -c {config}")
+
+
+@stack_app.command("verify")
+def stack_verify(
+    config: Path = CONFIG_OPTION,
+    output: Path | None = OUTPUT_OPTION,
+) -> None:
+    """Check the built stack with promtool, amtool, rule tests, lint and schemas."""
+    from rich.console import Console
+
+    from glassbox.stack.config import StackConfig
+    from glassbox.stack.verify import Step, verify_stack
+
+    loaded = _load(config)
+    assert isinstance(loaded, StackConfig)
+    directory = _output(config, loaded, output)
+    console = Console(stderr=False, highlight=False)
+
+    def show(step: Step) -> None:
+        mark = "[green]ok[/green]  " if step.ok else "[red]FAIL[/red]"
+        detail = f" [dim]({step.detail})[/dim]" if step.detail else ""
+        console.print(f"{mark} {step.name}{detail}")
+        for problem in step.problems:
+            console.print(f"      {problem}", markup=False, soft_wrap=True)
+        for warning in step.warnings:
+            console.print(f"      warning: {warning}", style="yellow", markup=False, soft_wrap=True)
+
+    with console.status("verifying the stack ..."):
+        steps = verify_stack(loaded, directory, progress=show)
+    failed = [s for s in steps if not s.ok]
+    if failed:
+        console.print(f"[red]{len(failed)} of {len(steps)} checks failed[/red]")
+        raise typer.Exit(code=1)
+    console.print(f"[green]all {len(steps)} checks passed[/green]")
 
 
 def main() -> None:

@@ -1,0 +1,198 @@
+"""``alertmanager.yml``: routing by severity, inhibition, receivers, message templates.
+
+Secrets are referenced as files (``secrets/<receiver>_<field>``, relative to
+alertmanager.yml); whoever runs Alertmanager (compose, Kubernetes, ``glassbox up``)
+puts each secret there from the environment variable or file the config names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from glassbox.stack.config import Receiver, StackConfig
+from glassbox.stack.model import Bundle
+from glassbox.stack.render._yaml import dump
+
+__all__ = [
+    "TEMPLATE",
+    "expected_receivers",
+    "inhibit_rules",
+    "receiver_secret",
+    "render_alertmanager",
+]
+
+TEMPLATE = """\
+{{/* glassbox notification templates: one title line, then one block per alert. */}}
+{{ define "glassbox.title" -}}
+[{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ .Alerts.Firing | len }}{{ end }}] \
+{{ .CommonLabels.alertname }}{{ if .CommonLabels.service }} ({{ .CommonLabels.service }})\
+{{ end }}{{ if .CommonLabels.dependency }} ({{ .CommonLabels.dependency }}){{ end }}
+{{- end }}
+
+{{ define "glassbox.text" -}}
+{{ range .Alerts -}}
+{{ if eq .Status "firing" }}FIRING{{ else }}RESOLVED{{ end }} [{{ .Labels.severity }}] \
+{{ .Annotations.summary }}
+{{ .Annotations.description }}
+{{ if .Annotations.runbook_url }}Runbook: {{ .Annotations.runbook_url }}{{ end }}
+{{ end -}}
+{{- end }}
+"""
+
+#: Alerts that mean "the service is down": they mute the service's symptom alerts.
+SERVICE_DOWN = ("ServiceDown", "ServiceAbsent")
+SERVICE_SYMPTOMS = (
+    "ServiceInstanceDown",
+    "ServiceHighErrorRatio",
+    "ServiceLatency.+",
+    "ServiceSaturated",
+    "SLOErrorBudgetBurn.+",
+)
+DEPENDENCY_DOWN = ("PostgresDown", "RedisDown", "MongodbDown", "QdrantDown")
+
+
+def receiver_secret(receiver: Receiver, field: str) -> str:
+    """Where Alertmanager reads a receiver's secret, relative to alertmanager.yml."""
+    return f"secrets/{receiver.name}_{field}"
+
+
+def _receiver(receiver: Receiver) -> dict[str, Any]:
+    title = '{{ template "glassbox.title" . }}'
+    text = '{{ template "glassbox.text" . }}'
+    out: dict[str, Any] = {"name": receiver.name}
+    if receiver.kind == "slack":
+        slack: dict[str, Any] = {
+            "api_url_file": receiver_secret(receiver, "api_url"),
+            "send_resolved": receiver.send_resolved,
+            "title": title,
+            "text": text,
+        }
+        if receiver.channel:
+            slack["channel"] = receiver.channel
+        out["slack_configs"] = [slack]
+    elif receiver.kind == "pagerduty":
+        out["pagerduty_configs"] = [
+            {
+                "routing_key_file": receiver_secret(receiver, "routing_key"),
+                "send_resolved": receiver.send_resolved,
+                "severity": "{{ .CommonLabels.severity }}",
+                "description": title,
+                "details": {
+                    "firing": text,
+                    "service": "{{ .CommonLabels.service }}",
+                    "runbook": "{{ .CommonAnnotations.runbook_url }}",
+                },
+            }
+        ]
+    elif receiver.kind == "email":
+        email: dict[str, Any] = {
+            "to": receiver.to,
+            "from": receiver.from_,
+            "smarthost": receiver.smarthost,
+            "require_tls": receiver.require_tls,
+            "send_resolved": receiver.send_resolved,
+            "headers": {"Subject": title},
+            "text": text,
+        }
+        if receiver.auth_username:
+            email["auth_username"] = receiver.auth_username
+        if receiver.auth_password is not None:
+            email["auth_password_file"] = receiver_secret(receiver, "auth_password")
+        out["email_configs"] = [email]
+    else:
+        hook: dict[str, Any] = {"url": receiver.url, "send_resolved": receiver.send_resolved}
+        if receiver.bearer_token is not None:
+            hook["http_config"] = {
+                "authorization": {"credentials_file": receiver_secret(receiver, "bearer_token")}
+            }
+        out["webhook_configs"] = [hook]
+    return out
+
+
+def _matchers(severity: str | None, service: str | None) -> list[str]:
+    out = []
+    if severity:
+        out.append(f'severity="{severity}"')
+    if service:
+        out.append(f'service="{service}"')
+    return out
+
+
+def _routes(config: StackConfig) -> list[dict[str, Any]]:
+    """One Alertmanager route per (route, receiver); all but the last continue."""
+    out = []
+    for route in config.routing.routes:
+        matchers = _matchers(route.severity, route.service)
+        for i, name in enumerate(route.receivers):
+            last = i == len(route.receivers) - 1
+            out.append({"receiver": name, "matchers": matchers, "continue": not last})
+    return out
+
+
+def expected_receivers(config: StackConfig, labels: dict[str, str]) -> list[str]:
+    """Receivers an alert with these labels should reach, by the config's routing."""
+    for route in config.routing.routes:
+        if route.severity and labels.get("severity") != route.severity:
+            continue
+        if route.service and labels.get("service") != route.service:
+            continue
+        return list(route.receivers)
+    return [config.default_receiver]
+
+
+def inhibit_rules(bundles: Sequence[Bundle]) -> list[dict[str, Any]]:
+    """Critical mutes warning of the same alert; down mutes the symptoms."""
+    names = {alert.name for bundle in bundles for alert in bundle.alerts}
+    rules: list[dict[str, Any]] = [
+        {
+            "source_matchers": ['severity="critical"'],
+            "target_matchers": ['severity=~"warning|info"'],
+            "equal": ["alertname", "service"],
+        }
+    ]
+    if names & set(SERVICE_DOWN):
+        rules.append(
+            {
+                "source_matchers": [f'alertname=~"{"|".join(SERVICE_DOWN)}"'],
+                "target_matchers": [f'alertname=~"{"|".join(SERVICE_SYMPTOMS)}"'],
+                "equal": ["service"],
+            }
+        )
+    down = [n for n in DEPENDENCY_DOWN if n in names]
+    if down:
+        rules.append(
+            {
+                "source_matchers": [f'alertname=~"{"|".join(down)}"'],
+                "target_matchers": ['severity=~"warning|info"'],
+                "equal": ["dependency"],
+            }
+        )
+    return rules
+
+
+def alertmanager_yml(config: StackConfig, bundles: Sequence[Bundle]) -> str:
+    r = config.routing
+    doc: dict[str, Any] = {
+        "global": {"resolve_timeout": "5m"},
+        "templates": ["templates/*.tmpl"],
+        "route": {
+            "receiver": config.default_receiver,
+            "group_by": list(r.group_by),
+            "group_wait": r.group_wait,
+            "group_interval": r.group_interval,
+            "repeat_interval": r.repeat_interval,
+            "routes": _routes(config),
+        },
+        "inhibit_rules": inhibit_rules(bundles),
+        "receivers": [_receiver(x) for x in config.receivers],
+    }
+    return dump(doc)
+
+
+def render_alertmanager(config: StackConfig, bundles: Sequence[Bundle]) -> dict[str, str]:
+    """``alertmanager/alertmanager.yml`` and ``alertmanager/templates/glassbox.tmpl``."""
+    return {
+        "alertmanager/alertmanager.yml": alertmanager_yml(config, bundles),
+        "alertmanager/templates/glassbox.tmpl": TEMPLATE,
+    }

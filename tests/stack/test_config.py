@@ -1,0 +1,107 @@
+"""glassbox.toml: the starter loads; bad input names the file, the field and the fix."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from glassbox.exceptions import ConfigurationError
+from glassbox.stack.config import duration_seconds, load_config, parse_config
+
+STARTER = files("glassbox.stack").joinpath("starter.toml").read_text(encoding="utf-8")
+
+
+def starter() -> dict[str, Any]:
+    return tomllib.loads(STARTER)
+
+
+def error_of(data: dict[str, Any]) -> str:
+    with pytest.raises(ConfigurationError) as info:
+        parse_config(data, source="glassbox.toml")
+    return str(info.value)
+
+
+def test_starter_loads_with_its_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "glassbox.toml"
+    path.write_text(STARTER)
+    config = load_config(path)
+    (service,) = config.services
+    assert service.catalogue.requests_total.name == "http_requests_total"
+    assert [s.name for s in service.slos] == ["availability", "latency"]
+    assert service.slos[0].error_budget == pytest.approx(0.001)
+    assert config.default_receiver == "team-email"
+    assert {r.kind for r in config.receivers} == {"pagerduty", "slack", "email"}
+
+
+def test_missing_file_and_bad_toml_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="no such file; run 'glassbox init'"):
+        load_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("project = \n")
+    with pytest.raises(ConfigurationError, match=r"bad\.toml: not valid TOML"):
+        load_config(bad)
+
+
+def test_inline_secret_is_refused_with_the_fix() -> None:
+    data = starter()
+    data["receivers"][0]["routing_key"] = "R0UT1NGKEY"
+    message = error_of(data)
+    assert "glassbox.toml: receivers[0].routing_key" in message
+    assert "never written inline" in message
+    assert "R0UT1NGKEY" not in message
+
+
+def test_latency_threshold_must_be_a_bucket_boundary() -> None:
+    data = starter()
+    data["services"][0]["alerts"]["latency"][0]["threshold"] = 0.3
+    message = error_of(data)
+    assert "services[0]" in message
+    assert "alerts.latency[0].threshold: 0.3 s is not a bucket boundary" in message
+    assert "use 0.25 or 0.5" in message
+    data = starter()
+    data["services"][0]["slos"][1]["threshold"] = 1
+    assert parse_config(data).services[0].slos[1].threshold == 1.0  # 1 == 1.0, a bound
+    data["services"][0]["slos"][1]["threshold"] = 10.0
+    assert "largest bucket boundary" in error_of(data)
+
+
+def test_exporter_port_not_server_port() -> None:
+    data = starter()
+    data["dependencies"][0]["targets"] = ["db.internal:5432"]
+    message = error_of(data)
+    assert "dependencies[0]" in message
+    assert "postgres server's own port" in message
+    assert "postgres_exporter, port 9187" in message
+
+
+def test_unknown_keys_references_and_durations() -> None:
+    data = starter()
+    data["services"][0]["targtes"] = ["x:1"]
+    assert "services[0].targtes: unknown setting" in error_of(data)
+    data = starter()
+    data["routing"]["routes"][0]["receivers"] = ["nobody"]
+    assert "no receiver named 'nobody'" in error_of(data)
+    data = starter()
+    data["prometheus"]["scrape_interval"] = "15 seconds"
+    assert "prometheus.scrape_interval: '15 seconds' is not a Prometheus duration" in error_of(data)
+    data = starter()
+    data["services"][0]["alerts"]["latency"][0]["for"] = "15s"
+    assert "shorter than two evaluation intervals" in error_of(data)
+    data = starter()
+    data["services"][0]["slos"][0]["objective"] = 90
+    assert "could never fire" in error_of(data)
+    data = starter()
+    data["receivers"].append({"name": "hook", "kind": "webhook", "url": "https://u:p@h/x"})
+    assert "no user:password part" in error_of(data)
+
+
+def test_durations() -> None:
+    assert duration_seconds("1h30m") == 5400
+    assert duration_seconds("28d") == 28 * 86400
+    assert duration_seconds("500ms") == 0.5
+    with pytest.raises(ValueError, match="not a Prometheus duration"):
+        duration_seconds("5 m")
