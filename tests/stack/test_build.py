@@ -25,7 +25,7 @@ def test_output_is_deterministic_and_complete() -> None:
         "prometheus/prometheus.yml",
         "prometheus/rules/service-shop.yml",
         "prometheus/rules/slo.yml",
-        "prometheus/tests/slo.10m.test.yml",
+        "prometheus/tests/slo.600s.test.yml",
         "alertmanager/alertmanager.yml",
         "alertmanager/templates/glassbox.tmpl",
         "grafana/provisioning/datasources/glassbox.yml",

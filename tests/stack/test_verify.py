@@ -145,3 +145,35 @@ def test_a_dashboard_query_with_a_misspelt_le_fails(
 def test_missing_output_is_reported(config: StackConfig, tmp_path: Path) -> None:
     steps = verify_stack(config, tmp_path / "nowhere")
     assert "run 'glassbox stack build'" in steps[0].problems[0]
+
+
+def test_short_windows_and_hold_times_verify_too(tmp_path: Path) -> None:
+    """Demo-tuned windows (seconds, not minutes) get promtool cases at their own step."""
+    config = parse_config(
+        {
+            "prometheus": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "services": [
+                {
+                    "name": "demo",
+                    "targets": ["127.0.0.1:8000"],
+                    "alerts": {
+                        "window": "20s",
+                        "error_ratio": 0.1,
+                        "error_for": "3s",
+                        "down_for": "5s",
+                        "dependency_for": "3s",
+                        "min_request_rate": 0.5,
+                        "latency": [{"quantile": 0.95, "threshold": 0.5, "for": "5s"}],
+                    },
+                    "slos": [{"name": "availability", "kind": "availability", "objective": 99}],
+                }
+            ],
+            "receivers": [{"name": "hook", "kind": "webhook", "url": "http://127.0.0.1:9/"}],
+        }
+    )
+    directory = tmp_path / "monitoring"
+    write_stack(render_stack(config), directory)
+    rules = (directory / "prometheus/rules/service-demo.yml").read_text()
+    assert "service:http_request_error_ratio:rate20s" in rules
+    assert (directory / "prometheus/tests/service-demo.4s.test.yml").is_file()
+    assert failing(verify_stack(config, directory)) == {}

@@ -214,10 +214,20 @@ class LatencyAlert(_Model):
 
 
 class ServiceAlerts(_Model):
-    """Thresholds of a service's own alerts."""
+    """Thresholds, windows and hold times of a service's own alerts."""
 
+    window: PositiveDuration = Field(
+        default="5m", description="rate window of the RED recording rules and alerts"
+    )
     error_ratio: float = Field(default=0.05, gt=0, lt=1)
     error_for: PositiveDuration = "5m"
+    down_for: PositiveDuration = "2m"
+    instance_down_for: PositiveDuration = "5m"
+    absent_for: PositiveDuration = "5m"
+    saturation_for: PositiveDuration = "10m"
+    memory_for: PositiveDuration = "10m"
+    dependency_for: PositiveDuration = "2m"
+    degraded_for: PositiveDuration = "10m"
     min_request_rate: float = Field(
         default=0.1,
         ge=0,
@@ -545,10 +555,23 @@ class StackConfig(_Model):
                         f"services[{s}].alerts.latency[{a}].for: {alert.for_} is shorter than"
                         " two evaluation intervals; one slow scrape would page"
                     )
-            if duration_seconds(service.alerts.error_for) < 2 * interval:
+            alerts = service.alerts
+            for name in (
+                "error_for", "down_for", "instance_down_for", "absent_for", "saturation_for",
+                "memory_for", "dependency_for", "degraded_for",
+            ):  # fmt: skip
+                held = getattr(alerts, name)
+                if duration_seconds(held) < 2 * interval:
+                    raise ValueError(
+                        f"services[{s}].alerts.{name}: {held} is shorter than two evaluation"
+                        " intervals; one odd evaluation would notify"
+                    )
+            scrape = duration_seconds(self.prometheus.scrape_interval)
+            if duration_seconds(alerts.window) < 4 * scrape:
                 raise ValueError(
-                    f"services[{s}].alerts.error_for: {service.alerts.error_for} is shorter"
-                    " than two evaluation intervals"
+                    f"services[{s}].alerts.window: {alerts.window} holds fewer than four"
+                    f" scrapes ({self.prometheus.scrape_interval} apart); rate() needs more"
+                    " samples than that to be steady"
                 )
         return self
 

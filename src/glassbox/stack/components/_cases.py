@@ -1,10 +1,12 @@
-"""Small builders for promtool test series (one sample per minute)."""
+"""Small builders for promtool test series: one sample every ``step`` seconds."""
 
 from __future__ import annotations
 
+import math
+
 from glassbox.stack.model import AlertCase, Expected, Series
 
-__all__ = ["case", "const", "counter", "expect", "selector"]
+__all__ = ["case", "const", "counter", "expect", "samples", "selector"]
 
 
 def selector(metric: str, **labels: str) -> str:
@@ -13,32 +15,35 @@ def selector(metric: str, **labels: str) -> str:
     return f"{metric}{{{inner}}}"
 
 
-def const(metric: str, value: float, minutes: int, **labels: str) -> Series:
-    """A gauge that holds ``value`` for ``minutes``."""
-    return Series(selector(metric, **labels), f"{_num(value)}x{minutes}")
+def const(metric: str, value: float, count: int, **labels: str) -> Series:
+    """A gauge that holds ``value`` for ``count`` samples."""
+    return Series(selector(metric, **labels), f"{_num(value)}x{count}")
 
 
-def counter(metric: str, per_minute: float, minutes: int, **labels: str) -> Series:
-    """A counter that grows by ``per_minute`` every minute from zero."""
-    return Series(selector(metric, **labels), f"0+{_num(per_minute)}x{minutes}")
+def counter(metric: str, per_sample: float, count: int, **labels: str) -> Series:
+    """A counter that grows by ``per_sample`` at every sample from zero."""
+    return Series(selector(metric, **labels), f"0+{_num(per_sample)}x{count}")
 
 
 def expect(value: float, **labels: str) -> Expected:
     return Expected(tuple(sorted(labels.items())), value)
 
 
-def case(
-    name: str, series: list[Series], at_minutes: int, *firing: Expected, interval: int = 1
-) -> AlertCase:
-    """A case evaluated ``at_minutes`` after the series start, one sample per ``interval``."""
-    return AlertCase(
-        name, tuple(series), _minutes(at_minutes), tuple(firing), interval=f"{interval}m"
-    )
+def samples(seconds: float, step: int) -> int:
+    """How many samples ``step`` seconds apart cover ``seconds``."""
+    return math.ceil(seconds / step)
 
 
-def _minutes(total: int) -> str:
-    hours, minutes = divmod(total, 60)
-    return (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes or not hours else "")
+def case(name: str, series: list[Series], at: int, *firing: Expected, step: int = 60) -> AlertCase:
+    """A case evaluated at sample ``at`` (``at * step`` seconds after the start)."""
+    return AlertCase(name, tuple(series), _duration(at * step), tuple(firing), f"{step}s")
+
+
+def _duration(seconds: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    out = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    return out + (f"{secs}s" if secs or not out else "")
 
 
 def _num(value: float) -> str:

@@ -8,8 +8,8 @@ every ``le`` value is spelled exactly as the SDK exposes it.
 from __future__ import annotations
 
 from glassbox.metrics.catalogue import SERVICE_INFO, le_label
-from glassbox.stack.components._cases import case, const, counter, expect
-from glassbox.stack.config import Service, StackConfig
+from glassbox.stack.components._cases import case, const, counter, expect, samples
+from glassbox.stack.config import Service, StackConfig, duration_seconds
 from glassbox.stack.model import (
     Alert,
     Bundle,
@@ -39,26 +39,29 @@ def _q(quantile: float) -> str:
 
 
 class _Names:
-    """Recording-rule names of one service's metric prefix."""
+    """Recording-rule names of one service's metric prefix and rate window."""
 
     def __init__(self, service: Service) -> None:
         c = service.catalogue
         self.c = c
         p = c.prefix
+        w = service.alerts.window
+        self.window = w
         self.sel = f'service="{service.name}"'
-        self.requests = f"service:{p}_requests:rate5m"
-        self.errors = f"service:{p}_request_errors:rate5m"
-        self.error_ratio = f"service:{p}_request_error_ratio:rate5m"
-        self.route_requests = f"service_route:{p}_requests:rate5m"
-        self.route_errors = f"service_route:{p}_request_errors:rate5m"
-        self.route_error_ratio = f"service_route:{p}_request_error_ratio:rate5m"
+        self.requests = f"service:{p}_requests:rate{w}"
+        self.errors = f"service:{p}_request_errors:rate{w}"
+        self.error_ratio = f"service:{p}_request_error_ratio:rate{w}"
+        self.route_requests = f"service_route:{p}_requests:rate{w}"
+        self.route_errors = f"service_route:{p}_request_errors:rate{w}"
+        self.route_error_ratio = f"service_route:{p}_request_error_ratio:rate{w}"
 
     def latency(self, quantile: float, by: str = "service") -> str:
-        return f"{by}:{self.c.prefix}_request_duration_seconds:{_q(quantile)}_5m"
+        return f"{by}:{self.c.prefix}_request_duration_seconds:{_q(quantile)}_{self.window}"
 
 
 def _recordings(service: Service, n: _Names) -> RuleGroup:
     c = n.c
+    w = n.window
     total, bucket = c.requests_total.name, f"{c.request_duration.name}_bucket"
     rules: list[Recording] = []
     for by, requests, errors, ratio in (
@@ -66,8 +69,8 @@ def _recordings(service: Service, n: _Names) -> RuleGroup:
         ("service, route", n.route_requests, n.route_errors, n.route_error_ratio),
     ):
         rules += [
-            Recording(requests, f"sum by ({by}) (rate({total}{{{n.sel}}}[5m]))"),
-            Recording(errors, f'sum by ({by}) (rate({total}{{{n.sel},status=~"5.."}}[5m]))'),
+            Recording(requests, f"sum by ({by}) (rate({total}{{{n.sel}}}[{w}]))"),
+            Recording(errors, f'sum by ({by}) (rate({total}{{{n.sel},status=~"5.."}}[{w}]))'),
             # Numerator and denominator carry the same labels: one-to-one division.
             Recording(ratio, f"{errors} / {requests}"),
         ]
@@ -77,7 +80,7 @@ def _recordings(service: Service, n: _Names) -> RuleGroup:
                 Recording(
                     n.latency(quantile, level),
                     f"histogram_quantile({quantile}, sum by ({by}, le)"
-                    f" (rate({bucket}{{{n.sel}}}[5m])))",
+                    f" (rate({bucket}{{{n.sel}}}[{w}])))",
                 )
             )
     return RuleGroup(f"{service.name}-recording", tuple(rules))
@@ -87,23 +90,18 @@ def _labels(service: Service, instance: str = "127.0.0.1:8000") -> dict[str, str
     return {"service": service.name, "instance": instance, "job": service.name}
 
 
-def _traffic(
-    service: Service, ok_per_min: float, errors_per_min: float, minutes: int
-) -> list[Series]:
+def _traffic(service: Service, ok: float, errors: float, count: int) -> list[Series]:
+    """Requests per sample: ``ok`` answered 200, ``errors`` answered 500."""
     total = service.catalogue.requests_total.name
-    lab = _labels(service)
-    out = [counter(total, ok_per_min, minutes, method="GET", route="/items", status="200", **lab)]
-    if errors_per_min:
-        out.append(
-            counter(
-                total, errors_per_min, minutes, method="GET", route="/items", status="500", **lab
-            )
-        )
+    lab = {**_labels(service), "method": "GET", "route": "/items"}
+    out = [counter(total, ok, count, status="200", **lab)]
+    if errors:
+        out.append(counter(total, errors, count, status="500", **lab))
     return out
 
 
 def _latency_traffic(
-    service: Service, per_min: float, seconds_above: float | None, minutes: int
+    service: Service, per_sample: float, seconds_above: float | None, count: int
 ) -> list[Series]:
     """Requests whose durations all fall in the bucket just above ``seconds_above``.
 
@@ -113,15 +111,14 @@ def _latency_traffic(
     bucket = f"{c.request_duration.name}_bucket"
     lab = {**_labels(service), "method": "GET", "route": "/items", "status": "200"}
     bounds = [*c.buckets, float("inf")]
-    if seconds_above is None:
-        first = 0
-    else:
-        first = next(i for i, b in enumerate(bounds) if b > seconds_above)
+    first = (
+        0 if seconds_above is None else next(i for i, b in enumerate(bounds) if b > seconds_above)
+    )
     out = []
     for i, bound in enumerate(bounds):
         le = "+Inf" if bound == float("inf") else le_label(bound)
-        out.append(counter(bucket, per_min if i >= first else 0, minutes, le=le, **lab))
-    out.append(counter(c.requests_total.name, per_min, minutes, **lab))
+        out.append(counter(bucket, per_sample if i >= first else 0, count, le=le, **lab))
+    out.append(counter(c.requests_total.name, per_sample, count, **lab))
     return out
 
 
@@ -134,79 +131,125 @@ def _quantile_value(service: Service, quantile: float, seconds_above: float) -> 
     return lower + (upper - lower) * quantile
 
 
+class _Timing:
+    """Sample step and evaluation points of the promtool cases of one service.
+
+    Samples come ``step`` seconds apart (a fifth of the rate window, at most a minute),
+    and a case is evaluated once the window is full and the alert's ``for`` has passed.
+    """
+
+    def __init__(self, service: Service) -> None:
+        window = duration_seconds(service.alerts.window)
+        self.step = max(1, min(60, int(window // 5)))
+        self.window = samples(window, self.step)
+
+    def at(self, held: str) -> int:
+        """The sample at which an alert held ``held`` has fired (with margin)."""
+        return self.window + samples(duration_seconds(held), self.step) + 3
+
+    def length(self, held: str) -> int:
+        return self.at(held) + 5
+
+
 def _alerts(config: StackConfig, service: Service, n: _Names) -> RuleGroup:
     s = service.name
     a = service.alerts
     c = n.c
+    t = _Timing(service)
+    step = t.step
     up_lab = {"service": s, "instance": "127.0.0.1:8000", "job": s}
     guard = f"and on (service) {n.requests}{{{n.sel}}} >= {a.min_request_rate}"
-    slow_rate = a.min_request_rate * 60 / 2  # per minute, below the guard
-    # per 1000 requests a minute: half-way between the threshold and 100 %, and a fifth
+    # requests per sample, half the guard's rate
+    slow = a.min_request_rate * step / 2
+    # per 1000 requests a sample: half-way between the threshold and 100 %, and a fifth
     failing = round(1000 * (1 + a.error_ratio) / 2)
     failing_ok = int(1000 * a.error_ratio / 5)
-    trickle = (
-        (
-            case(
-                "a trickle of failing requests does not page",
-                _traffic(service, slow_rate / 2, slow_rate / 2, 30),
-                25,
-            ),
-        )
-        if a.min_request_rate > 0
-        else ()
-    )
+    guarded = a.min_request_rate > 0
+    err_at, err_len = t.at(a.error_for), t.length(a.error_for)
     alerts: list[Alert] = [
         Alert(
             "ServiceDown",
             f"max by (service) (up{{{n.sel}}}) == 0",
-            "2m",
+            a.down_for,
             "critical",
             "Every instance of the service is down",
-            "No instance of {{ $labels.service }} has answered a scrape for 2 minutes.",
+            f"No instance of {{{{ $labels.service }}}} has answered a scrape for {a.down_for}.",
             cases=(
-                case("all instances down", [const("up", 0, 10, **up_lab)], 5, expect(0, service=s)),
-                case("up", [const("up", 1, 10, **up_lab)], 5),
+                case(
+                    "all instances down",
+                    [const("up", 0, t.length(a.down_for), **up_lab)],
+                    t.at(a.down_for),
+                    expect(0, service=s),
+                    step=step,
+                ),
+                case(
+                    "up",
+                    [const("up", 1, t.length(a.down_for), **up_lab)],
+                    t.at(a.down_for),
+                    step=step,
+                ),
             ),
             expr_labels=("service",),
         ),
         Alert(
             "ServiceInstanceDown",
             f"max by (service, instance) (up{{{n.sel}}}) == 0",
-            "5m",
+            a.instance_down_for,
             "warning",
             "An instance of the service is down",
             "{{ $labels.instance }} of {{ $labels.service }} has not answered a scrape"
-            " for 5 minutes.",
+            f" for {a.instance_down_for}.",
             cases=(
                 case(
                     "one instance down",
                     [
-                        const("up", 0, 10, **up_lab),
-                        const("up", 1, 10, **{**up_lab, "instance": "127.0.0.1:8001"}),
+                        const("up", 0, t.length(a.instance_down_for), **up_lab),
+                        const(
+                            "up",
+                            1,
+                            t.length(a.instance_down_for),
+                            **{**up_lab, "instance": "127.0.0.1:8001"},
+                        ),
                     ],
-                    8,
+                    t.at(a.instance_down_for),
                     expect(0, service=s, instance="127.0.0.1:8000"),
+                    step=step,
                 ),
-                case("up", [const("up", 1, 10, **up_lab)], 8),
+                case(
+                    "up",
+                    [const("up", 1, t.length(a.instance_down_for), **up_lab)],
+                    t.at(a.instance_down_for),
+                    step=step,
+                ),
             ),
             expr_labels=("service", "instance"),
         ),
         Alert(
             "ServiceAbsent",
             f"absent(up{{{n.sel}}})",
-            "5m",
+            a.absent_for,
             "critical",
             "Prometheus has no target for the service",
-            "Prometheus has had no scrape target for {{ $labels.service }} for 5 minutes;"
-            " check service discovery and the scrape configuration.",
+            f"Prometheus has had no scrape target for {{{{ $labels.service }}}} for"
+            f" {a.absent_for}; check service discovery and the scrape configuration.",
             cases=(
                 case(
                     "no target",
-                    [const("up", 1, 10, service="other", instance="x", job="o")],
-                    8,
+                    [
+                        const(
+                            "up", 1, t.length(a.absent_for), service="other", instance="x", job="o"
+                        )
+                    ],
+                    t.at(a.absent_for),
                     expect(1, service=s),
+                    step=step,
                 ),
-                case("target present", [const("up", 1, 10, **up_lab)], 8),
+                case(
+                    "target present",
+                    [const("up", 1, t.length(a.absent_for), **up_lab)],
+                    t.at(a.absent_for),
+                    step=step,
+                ),
             ),
             expr_labels=("service",),
         ),
@@ -217,20 +260,33 @@ def _alerts(config: StackConfig, service: Service, n: _Names) -> RuleGroup:
             "critical",
             "The service answers too many requests with 5xx",
             "{{ $labels.service }} answered {{ $value | humanizePercentage }} of requests"
-            f" with a 5xx status over 5 minutes (threshold {a.error_ratio * 100:g}%).",
+            f" with a 5xx status over {a.window} (threshold {a.error_ratio * 100:g}%).",
             cases=(
                 case(
                     "errors above the threshold",
-                    _traffic(service, 1000 - failing, failing, 30),
-                    25,
+                    _traffic(service, 1000 - failing, failing, err_len),
+                    err_at,
                     expect(failing / 1000, service=s),
+                    step=step,
                 ),
                 case(
                     "errors below the threshold",
-                    _traffic(service, 1000 - failing_ok, failing_ok, 30),
-                    25,
+                    _traffic(service, 1000 - failing_ok, failing_ok, err_len),
+                    err_at,
+                    step=step,
                 ),
-                *trickle,
+                *(
+                    (
+                        case(
+                            "a trickle of failing requests does not page",
+                            _traffic(service, slow / 2, slow / 2, err_len),
+                            err_at,
+                            step=step,
+                        ),
+                    )
+                    if guarded
+                    else ()
+                ),
             ),
             expr_labels=("service",),
         ),
@@ -239,6 +295,7 @@ def _alerts(config: StackConfig, service: Service, n: _Names) -> RuleGroup:
         threshold = lat.threshold
         name = f"ServiceLatency{_q(lat.quantile).upper()}High"
         value = _quantile_value(service, lat.quantile, threshold)
+        at, length = t.at(lat.for_), t.length(lat.for_)
         alerts.append(
             Alert(
                 name,
@@ -247,128 +304,134 @@ def _alerts(config: StackConfig, service: Service, n: _Names) -> RuleGroup:
                 lat.severity,
                 f"The service's {_q(lat.quantile)} latency is above its threshold",
                 f"{_q(lat.quantile)} latency of {{{{ $labels.service }}}} is"
-                " {{ $value | humanizeDuration }} over 5 minutes"
+                f" {{{{ $value | humanizeDuration }}}} over {a.window}"
                 f" (threshold {le_label(threshold)} s).",
                 cases=(
                     case(
                         "slow requests",
-                        _latency_traffic(service, 600, threshold, 40),
-                        35,
+                        _latency_traffic(service, 600, threshold, length),
+                        at,
                         expect(value, service=s),
+                        step=step,
                     ),
-                    case("fast requests", _latency_traffic(service, 600, None, 40), 35),
+                    case(
+                        "fast requests", _latency_traffic(service, 600, None, length), at, step=step
+                    ),
                     *(
                         (
                             case(
                                 "a trickle of slow requests",
-                                _latency_traffic(service, slow_rate, threshold, 40),
-                                35,
+                                _latency_traffic(service, slow, threshold, length),
+                                at,
+                                step=step,
                             ),
                         )
-                        if a.min_request_rate > 0
+                        if guarded
                         else ()
                     ),
                 ),
                 expr_labels=("service",),
             )
         )
+    busy = a.saturation_in_progress * 2
     alerts.append(
         Alert(
             "ServiceSaturated",
             f"sum by (service) ({c.in_progress.name}{{{n.sel}}}) > {a.saturation_in_progress}",
-            "10m",
+            a.saturation_for,
             "warning",
             "The service has many requests in progress",
             "{{ $labels.service }} has had {{ $value | humanize }} requests in progress"
-            f" for 10 minutes (threshold {a.saturation_in_progress}).",
+            f" for {a.saturation_for} (threshold {a.saturation_in_progress}).",
             cases=(
                 case(
                     "saturated",
-                    [const(c.in_progress.name, a.saturation_in_progress * 2, 20, **up_lab)],
-                    15,
-                    expect(a.saturation_in_progress * 2, service=s),
+                    [const(c.in_progress.name, busy, t.length(a.saturation_for), **up_lab)],
+                    t.at(a.saturation_for),
+                    expect(busy, service=s),
+                    step=step,
                 ),
-                case("idle", [const(c.in_progress.name, 1, 20, **up_lab)], 15),
+                case(
+                    "idle",
+                    [const(c.in_progress.name, 1, t.length(a.saturation_for), **up_lab)],
+                    t.at(a.saturation_for),
+                    step=step,
+                ),
             ),
             expr_labels=("service",),
         )
     )
     if a.memory_limit_bytes is not None:
         limit = a.memory_limit_bytes
+        rss = "process_resident_memory_bytes"
         alerts.append(
             Alert(
                 "ServiceMemoryNearLimit",
-                f"max by (service, instance) (process_resident_memory_bytes{{{n.sel}}})"
-                f" / {limit} > {a.memory_ratio}",
-                "10m",
+                f"max by (service, instance) ({rss}{{{n.sel}}}) / {limit} > {a.memory_ratio}",
+                a.memory_for,
                 "warning",
                 "An instance of the service is close to its memory limit",
                 "{{ $labels.instance }} of {{ $labels.service }} uses"
                 " {{ $value | humanizePercentage }} of its memory limit.",
                 cases=(
                     case(
-                        "near the limit",
-                        [const("process_resident_memory_bytes", limit, 20, **up_lab)],
-                        15,
+                        "at the limit",
+                        [const(rss, limit, t.length(a.memory_for), **up_lab)],
+                        t.at(a.memory_for),
                         expect(1.0, service=s, instance="127.0.0.1:8000"),
+                        step=step,
                     ),
                     case(
                         "well below",
-                        [const("process_resident_memory_bytes", limit / 4, 20, **up_lab)],
-                        15,
+                        [const(rss, limit / 4, t.length(a.memory_for), **up_lab)],
+                        t.at(a.memory_for),
+                        step=step,
                     ),
                 ),
                 expr_labels=("service", "instance"),
             )
         )
-    alerts += [
-        Alert(
-            "DependencyUnhealthy",
-            f"min by (service, check) (health_check_status{{{n.sel}}}) == 0",
-            "2m",
-            "critical",
-            "A dependency of the service fails its health check",
-            "Health check {{ $labels.check }} of {{ $labels.service }} has failed for"
-            " 2 minutes; readiness is failing.",
-            cases=(
-                case(
-                    "check failing",
-                    [const("health_check_status", 0, 10, check="database", **up_lab)],
-                    5,
-                    expect(0, service=s, check="database"),
-                ),
-                case(
-                    "check passing",
-                    [const("health_check_status", 1, 10, check="database", **up_lab)],
-                    5,
-                ),
-            ),
-            expr_labels=("service", "check"),
+    for name, value, held, severity, summary, what, check in (
+        (
+            "DependencyUnhealthy", 0, a.dependency_for, "critical",
+            "A dependency of the service fails its health check", "failed", "database",
         ),
-        Alert(
-            "DependencyDegraded",
-            f"min by (service, check) (health_check_status{{{n.sel}}}) == 0.5",
-            "10m",
-            "warning",
-            "A dependency of the service is degraded",
-            "Health check {{ $labels.check }} of {{ $labels.service }} has reported"
-            " degraded (warn) for 10 minutes.",
-            cases=(
-                case(
-                    "check degraded",
-                    [const("health_check_status", 0.5, 20, check="llm-api", **up_lab)],
-                    15,
-                    expect(0.5, service=s, check="llm-api"),
-                ),
-                case(
-                    "check passing",
-                    [const("health_check_status", 1, 20, check="llm-api", **up_lab)],
-                    15,
-                ),
-            ),
-            expr_labels=("service", "check"),
+        (
+            "DependencyDegraded", 0.5, a.degraded_for, "warning",
+            "A dependency of the service is degraded", "reported degraded (warn)", "llm-api",
         ),
-    ]
+    ):  # fmt: skip
+        alerts.append(
+            Alert(
+                name,
+                f"min by (service, check) (health_check_status{{{n.sel}}}) == {value}",
+                held,
+                severity,  # type: ignore[arg-type]
+                summary,
+                f"Health check {{{{ $labels.check }}}} of {{{{ $labels.service }}}} has {what}"
+                f" for {held}" + ("; readiness is failing." if value == 0 else "."),
+                cases=(
+                    case(
+                        f"check {what}",
+                        [
+                            const(
+                                "health_check_status", value, t.length(held), check=check, **up_lab
+                            )
+                        ],
+                        t.at(held),
+                        expect(value, service=s, check=check),
+                        step=step,
+                    ),
+                    case(
+                        "check passing",
+                        [const("health_check_status", 1, t.length(held), check=check, **up_lab)],
+                        t.at(held),
+                        step=step,
+                    ),
+                ),
+                expr_labels=("service", "check"),
+            )
+        )
     return RuleGroup(f"{s}-alerts", tuple(alerts))
 
 

@@ -146,15 +146,15 @@ def _cases(service: Service, slo: Slo, page: bool) -> tuple[AlertCase, ...]:
         case(
             "burning fast enough" if page else "burning slowly",
             _traffic(service, slo, total, bad, minutes, step),
-            at,
+            at // step,
             expect(bad / total, **exp),
-            interval=step,
+            step=step * 60,
         ),
         case(
             "within budget",
             _traffic(service, slo, total, round(total * budget / 2), minutes, step),
-            at,
-            interval=step,
+            at // step,
+            step=step * 60,
         ),
     ]
     if guard_per_min >= 2:
@@ -163,8 +163,8 @@ def _cases(service: Service, slo: Slo, page: bool) -> tuple[AlertCase, ...]:
             case(
                 "a trickle of failing requests does not page",
                 _traffic(service, slo, trickle, trickle // 2 or 1, minutes, step),
-                at,
-                interval=step,
+                at // step,
+                step=step * 60,
             )
         )
     return tuple(cases)

@@ -8,6 +8,7 @@ puts each secret there from the environment variable or file the config names.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from glassbox.stack.config import Receiver, StackConfig
@@ -15,7 +16,10 @@ from glassbox.stack.model import Bundle
 from glassbox.stack.render._yaml import dump
 
 __all__ = [
+    "INBOX_ROUTING_KEY",
     "TEMPLATE",
+    "InboxTarget",
+    "alertmanager_yml",
     "expected_receivers",
     "inhibit_rules",
     "receiver_secret",
@@ -55,6 +59,64 @@ DEPENDENCY_DOWN = ("PostgresDown", "RedisDown", "MongodbDown", "QdrantDown")
 def receiver_secret(receiver: Receiver, field: str) -> str:
     """Where Alertmanager reads a receiver's secret, relative to alertmanager.yml."""
     return f"secrets/{receiver.name}_{field}"
+
+
+@dataclass(frozen=True, slots=True)
+class InboxTarget:
+    """The local inbox that stands in for every receiver under ``glassbox up``."""
+
+    http_url: str
+    smtp_host: str
+    smtp_port: int
+
+
+#: A routing key of the length PagerDuty expects; the inbox accepts any.
+INBOX_ROUTING_KEY = "glassboxinboxglassboxinbox000000"
+
+
+def _inbox_receiver(receiver: Receiver, inbox: InboxTarget) -> dict[str, Any]:
+    """The receiver delivering to the inbox exactly as to the real service."""
+    title = '{{ template "glassbox.title" . }}'
+    text = '{{ template "glassbox.text" . }}'
+    base = inbox.http_url.rstrip("/")
+    out: dict[str, Any] = {"name": receiver.name}
+    if receiver.kind == "slack":
+        out["slack_configs"] = [
+            {
+                "api_url": f"{base}/slack/{receiver.name}",
+                "send_resolved": receiver.send_resolved,
+                "channel": receiver.channel or "#glassbox",
+                "title": title,
+                "text": text,
+            }
+        ]
+    elif receiver.kind == "pagerduty":
+        out["pagerduty_configs"] = [
+            {
+                "url": f"{base}/pagerduty/{receiver.name}/v2/enqueue",
+                "routing_key": INBOX_ROUTING_KEY,
+                "send_resolved": receiver.send_resolved,
+                "severity": "{{ .CommonLabels.severity }}",
+                "description": title,
+            }
+        ]
+    elif receiver.kind == "email":
+        out["email_configs"] = [
+            {
+                "to": receiver.to,
+                "from": receiver.from_,
+                "smarthost": f"{inbox.smtp_host}:{inbox.smtp_port}",
+                "require_tls": False,
+                "send_resolved": receiver.send_resolved,
+                "headers": {"Subject": title, "X-Glassbox-Receiver": receiver.name},
+                "text": text,
+            }
+        ]
+    else:
+        out["webhook_configs"] = [
+            {"url": f"{base}/webhook/{receiver.name}", "send_resolved": receiver.send_resolved}
+        ]
+    return out
 
 
 def _receiver(receiver: Receiver) -> dict[str, Any]:
@@ -171,7 +233,10 @@ def inhibit_rules(bundles: Sequence[Bundle]) -> list[dict[str, Any]]:
     return rules
 
 
-def alertmanager_yml(config: StackConfig, bundles: Sequence[Bundle]) -> str:
+def alertmanager_yml(
+    config: StackConfig, bundles: Sequence[Bundle], *, inbox: InboxTarget | None = None
+) -> str:
+    """The config; with ``inbox``, every receiver delivers to the local inbox instead."""
     r = config.routing
     doc: dict[str, Any] = {
         "global": {"resolve_timeout": "5m"},
@@ -185,7 +250,9 @@ def alertmanager_yml(config: StackConfig, bundles: Sequence[Bundle]) -> str:
             "routes": _routes(config),
         },
         "inhibit_rules": inhibit_rules(bundles),
-        "receivers": [_receiver(x) for x in config.receivers],
+        "receivers": [
+            _receiver(x) if inbox is None else _inbox_receiver(x, inbox) for x in config.receivers
+        ],
     }
     return dump(doc)
 

@@ -23,8 +23,8 @@ __all__ = [
     "rule_group",
 ]
 
-#: Evaluation interval of the generated promtool tests (their series are per minute).
-TEST_INTERVAL = "1m"
+#: Evaluation interval of the generated promtool tests whose series are per minute.
+TEST_INTERVAL = "60s"
 
 
 def remote_write_secret(remote: RemoteWrite, field: str) -> str:
