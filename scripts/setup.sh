@@ -12,10 +12,15 @@ command -v "$PY" >/dev/null 2>&1 || need_apt+=(python3)
 [ -x .venv/bin/python ] || "$PY" -c "import ensurepip, venv" >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v amtool >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)  # the demo's dependency
 if [ "$profile" = dev ]; then
   command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
-  command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
   compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need_apt+=(postgresql)
+  # real exporters and a real scale-out store for the end-to-end tests
+  for pkg in prometheus-redis-exporter prometheus-node-exporter prometheus-postgres-exporter \
+      victoria-metrics; do
+    command -v "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+  done
 fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"
@@ -31,7 +36,7 @@ fi
 if [ "$profile" = dev ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 else
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[fastapi,server,otel,stack]'
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[fastapi,server,otel,stack,redis]'
 fi
 
 # The Prometheus Operator's CRD schema that 'kubernetes/' manifests are checked against

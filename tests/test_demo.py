@@ -16,7 +16,7 @@ from tests.metrics.helpers import parse, value
 def test_demo_service_serves_traffic_and_metrics(processes: list) -> None:  # type: ignore[type-arg]
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "glassbox", "demo", "--port", str(port)],
+        [sys.executable, "-m", "glassbox", "demo", "--shop", "--port", str(port)],
         start_new_session=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -31,26 +31,6 @@ def _root(
     """glassbox command line."""
 
 
-@app.command()
-def demo(
-    host: str = typer.Option("127.0.0.1", help="Address to bind (loopback by default)."),
-    port: int = typer.Option(8000, min=0, max=65535, help="Port to bind."),
-) -> None:
-    """Run the instrumented demo service; curl it and read /metrics."""
-    import uvicorn
-
-    from glassbox.demo.app import create_app
-
-    typer.echo(
-        f"glassbox demo shop on http://{host}:{port}\n"
-        f"  curl http://{host}:{port}/api/items/42\n"
-        f"  curl -X POST 'http://{host}:{port}/api/orders?items=3'\n"
-        f"  curl http://{host}:{port}/metrics\n"
-        "Ctrl-C stops it."
-    )
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
-
-
 stack_app = typer.Typer(
     help="The monitoring stack as code: build and verify it from glassbox.toml.",
     no_args_is_help=True,
@@ -91,6 +71,82 @@ def _output(config_path: Path, loaded: object, output: Path | None) -> Path:
         return output
     out = Path(loaded.output)
     return out if out.is_absolute() else config_path.parent / out
+
+
+@app.command()
+def demo(
+    duration: float = typer.Option(75.0, min=30, help="Seconds the fault timeline runs."),
+    shop: bool = typer.Option(False, "--shop", help="Only serve the demo shop, no stack."),
+    port: int = typer.Option(8000, min=0, max=65535, help="Port of the shop with --shop."),
+) -> None:
+    """The whole loop: traffic, faults, alerts, notifications, in about a minute."""
+    if shop:
+        import uvicorn
+
+        from glassbox.demo.app import create_app
+
+        typer.echo(
+            f"glassbox demo shop on http://127.0.0.1:{port}\n"
+            f"  curl http://127.0.0.1:{port}/api/items/42\n"
+            f"  curl http://127.0.0.1:{port}/metrics\n"
+            "Ctrl-C stops it."
+        )
+        uvicorn.run(create_app(), host="127.0.0.1", port=port, log_level="warning")
+        return
+    from glassbox.demo.run import run_demo
+    from glassbox.exceptions import ConfigurationError
+
+    try:
+        results = run_demo(duration, say=typer.echo)
+    except ConfigurationError as exc:
+        raise _fail(str(exc)) from None
+    if not any(r.notified for r in results):
+        raise _fail("no notification arrived; see the lines above")
+
+
+@app.command()
+def up(
+    config: Path = CONFIG_OPTION,
+    real_receivers: bool = typer.Option(
+        False, "--real-receivers", help="Deliver to the real Slack/PagerDuty/email/webhooks."
+    ),
+    prometheus_port: int = typer.Option(9090, help="Prometheus port on 127.0.0.1 (0: any)."),
+    alertmanager_port: int = typer.Option(9093, help="Alertmanager port (0: any)."),
+    inbox_port: int = typer.Option(9095, help="Notification inbox HTTP port (0: any)."),
+    smtp_port: int = typer.Option(2525, help="Notification inbox SMTP port (0: any)."),
+) -> None:
+    """Run Prometheus, Alertmanager and the notification inbox on 127.0.0.1."""
+    import signal
+    import threading
+
+    from glassbox.exceptions import ConfigurationError
+    from glassbox.local.stack import LocalPorts, LocalStack
+    from glassbox.local.supervisor import SupervisorError
+
+    stack = LocalStack(
+        config,
+        ports=LocalPorts(prometheus_port, alertmanager_port, inbox_port, smtp_port),
+        real_receivers=real_receivers,
+        on_event=lambda name, message: typer.echo(f"{name}: {message}"),
+    )
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        stack.start()
+    except (ConfigurationError, SupervisorError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"Prometheus    {stack.prometheus_url}")
+    typer.echo(f"Alertmanager  {stack.alertmanager_url}")
+    if stack.inbox is not None:
+        typer.echo(f"inbox         {stack.inbox.http_url}/api/deliveries")
+    typer.echo(f"data in {stack.state}; Ctrl-C stops everything")
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        typer.echo("stopping ...")
+        stack.stop()
 
 
 @app.command()

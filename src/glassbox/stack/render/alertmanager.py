@@ -44,6 +44,11 @@ TEMPLATE = """\
 {{- end }}
 """
 
+#: PagerDuty rejects an empty severity, which a group mixing severities would render.
+PAGERDUTY_SEVERITY = (
+    "{{ if .CommonLabels.severity }}{{ .CommonLabels.severity }}{{ else }}critical{{ end }}"
+)
+
 #: Alerts that mean "the service is down": they mute the service's symptom alerts.
 SERVICE_DOWN = ("ServiceDown", "ServiceAbsent")
 SERVICE_SYMPTOMS = (
@@ -96,7 +101,7 @@ def _inbox_receiver(receiver: Receiver, inbox: InboxTarget) -> dict[str, Any]:
                 "url": f"{base}/pagerduty/{receiver.name}/v2/enqueue",
                 "routing_key": INBOX_ROUTING_KEY,
                 "send_resolved": receiver.send_resolved,
-                "severity": "{{ .CommonLabels.severity }}",
+                "severity": PAGERDUTY_SEVERITY,
                 "description": title,
             }
         ]
@@ -138,7 +143,7 @@ def _receiver(receiver: Receiver) -> dict[str, Any]:
             {
                 "routing_key_file": receiver_secret(receiver, "routing_key"),
                 "send_resolved": receiver.send_resolved,
-                "severity": "{{ .CommonLabels.severity }}",
+                "severity": PAGERDUTY_SEVERITY,
                 "description": title,
                 "details": {
                     "firing": text,

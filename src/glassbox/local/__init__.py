@@ -1,0 +1,1 @@
+"""`glassbox up`: Prometheus, Alertmanager, the notification inbox and the console on loopback."""
