@@ -65,7 +65,7 @@ def test_uvicorn_service_prints_only_json_with_matching_trace_ids() -> None:
         assert boom.status_code == 500
     finally:
         stop_process(proc)
-    out = proc.stdout.read().decode() if proc.stdout else ""  # type: ignore[union-attr]
+    out = proc.stdout.read().decode() if proc.stdout else ""
     lines = [line for line in out.splitlines() if line.strip()]
     records = []
     for line in lines:

@@ -304,5 +304,7 @@ def test_flask_health_endpoints() -> None:
     assert client.get("/health/live").status_code == 200
     ready = client.get("/health/ready")
     assert ready.status_code == 503
-    assert ready.json["checks"]["db:status"][0]["status"] == "fail"
+    body = ready.json
+    assert body is not None
+    assert body["checks"]["db:status"][0]["status"] == "fail"
     assert ready.headers["content-type"] == "application/health+json"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import sys
@@ -10,15 +9,11 @@ from pathlib import Path
 
 import httpx
 import psutil
-import pytest
 
 from tests.conftest import free_port, wait_for
+from tests.local.conftest import needs_stack
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("prometheus") is None
-    or (shutil.which("alertmanager") or shutil.which("prometheus-alertmanager")) is None,
-    reason="Prometheus and Alertmanager come from ./scripts/setup.sh",
-)
+pytestmark = needs_stack
 
 CONFIG = """\
 [[services]]

@@ -8,7 +8,6 @@ itself raises the alert while Alertmanager is stopped.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,12 +18,9 @@ import pytest
 
 from glassbox.local.stack import LocalPorts, LocalStack
 from tests.conftest import wait_for
+from tests.local.conftest import needs_stack
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("prometheus") is None
-    or (shutil.which("alertmanager") or shutil.which("prometheus-alertmanager")) is None,
-    reason="Prometheus and Alertmanager come from ./scripts/setup.sh",
-)
+pytestmark = needs_stack
 
 CONFIG = """\
 [prometheus]

@@ -155,7 +155,8 @@ def live(
     stack = LocalStack(config, ports=LocalPorts(0, 0, 0, 0), real_receivers=True)
     try:
         for port in ports.values():
-            wait_for(lambda p=port: _answers(f"http://127.0.0.1:{p}/metrics"), 30, f"port {port}")
+            url = f"http://127.0.0.1:{port}/metrics"
+            wait_for(lambda url=url: _answers(url), 30, f"port {port}")  # type: ignore[misc]
         stack.start(watch=False)
         yield stack, f"http://127.0.0.1:{ports['vm']}"
     finally:

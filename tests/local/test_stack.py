@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -16,12 +15,9 @@ import pytest
 from glassbox.exceptions import ConfigurationError
 from glassbox.local.stack import LocalPorts, LocalStack, find_binary
 from tests.conftest import wait_for
+from tests.local.conftest import needs_stack
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("prometheus") is None
-    or (shutil.which("alertmanager") or shutil.which("prometheus-alertmanager")) is None,
-    reason="Prometheus and Alertmanager come from ./scripts/setup.sh",
-)
+pytestmark = needs_stack
 
 CONFIG = """\
 [prometheus]
@@ -134,7 +130,7 @@ def test_data_survives_a_restart(tmp_path: Path) -> None:
     try:
         result = query(second, 'up{job="prometheus"}[30s]', at=seen_at)
         assert result, "samples from before the restart are gone"
-        values = result[0]["values"]  # type: ignore[index]
+        values: list[tuple[float, str]] = result[0]["values"]  # type: ignore[assignment]
         assert all(float(t) <= seen_at for t, _ in values)
     finally:
         second.stop()

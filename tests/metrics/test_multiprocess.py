@@ -68,8 +68,8 @@ def _start(cmd: list[str], env: dict[str, str], processes: list) -> subprocess.P
 @pytest.mark.parametrize("server", ["gunicorn", "uvicorn"])
 def test_workers_report_correct_totals_and_keep_killed_workers_counts(
     server: str,
-    processes: list,
-    tmp_path: Path,  # type: ignore[type-arg]
+    processes: list[subprocess.Popen[bytes]],
+    tmp_path: Path,
 ) -> None:
     port = free_port()
     workers = 3

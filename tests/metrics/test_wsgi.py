@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import pytest
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, Response
 
 import glassbox
 from tests.metrics.helpers import parse, series_of, value
@@ -24,7 +24,7 @@ def flask_app() -> Flask:
         raise RuntimeError("kaboom")
 
     @app.get("/stream")
-    def stream() -> object:
+    def stream() -> Response:
         def gen() -> Iterable[str]:
             yield "a" * 10
             yield "b" * 5

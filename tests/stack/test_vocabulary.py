@@ -40,7 +40,8 @@ def scrape(namespace: str | None) -> str:
     for _ in range(3):
         assert client.get("/items/1").status_code == 200
     assert client.get("/boom").status_code == 500
-    return client.get("/metrics").text
+    text: str = client.get("/metrics").text
+    return text
 
 
 def exposed(text: str) -> tuple[set[str], dict[str, set[str]]]:

@@ -33,20 +33,27 @@ def humanize(value: float) -> str:
     """Prometheus' ``humanize``: 4 significant digits and an SI prefix."""
     if value == 0 or math.isnan(value) or math.isinf(value):
         return _g4(value)
-    prefix = ""
     if abs(value) >= 1:
+        prefix = ""
         for p in ("k", "M", "G", "T", "P", "E", "Z", "Y"):
             if abs(value) < 1000:
                 break
             prefix = p
             value /= 1000
         return f"{_g4(value)}{prefix}"
+    scaled, prefix = _small(value)
+    return f"{_g4(scaled)}{prefix}"
+
+
+def _small(value: float) -> tuple[float, str]:
+    """A value below 1 scaled up by thousands, with its SI prefix (m, u, n, ...)."""
+    prefix = ""
     for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
         if abs(value) >= 1:
             break
         prefix = p
         value *= 1000
-    return f"{_g4(value)}{prefix}"
+    return value, prefix
 
 
 def humanize_percentage(value: float) -> str:
@@ -73,13 +80,8 @@ def humanize_duration(value: float) -> str:
         if minutes:
             return f"{sign}{minutes}m {seconds}s"
         return f"{sign}{_g4(value)}s"
-    prefix = ""
-    for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
-        if abs(value) >= 1:
-            break
-        prefix = p
-        value *= 1000
-    return f"{_g4(value)}{prefix}s"
+    scaled, prefix = _small(value)
+    return f"{_g4(scaled)}{prefix}s"
 
 
 _FUNCTIONS = {
