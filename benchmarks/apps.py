@@ -22,6 +22,9 @@ Variants
 ``glassbox_trace10_own``  ``glassbox`` + ``tracing=True, trace_sample_ratio=0.1`` and no
                      provider: glassbox configures the global one and samples heads itself
                      (no exporter without OTEL_EXPORTER_OTLP_ENDPOINT); own process in A.
+``floor_trace10``    ``floor`` + the least tracing at 10% can do (:class:`FloorTraceMiddleware`):
+                     90% of requests nothing more, 10% a bare ``start_span`` + ``end`` on a
+                     provider like ``glassbox_trace100``'s (batch -> dropped). A (in-process) only.
 ``glassbox_reqid``   ``glassbox`` + ``request_id=True`` (logs, access log, tracing off).
 ``glassbox_access``  ``glassbox`` + JSON logs and the access log (+ request id), written to
                      ``benchmarks/.work/access-log.jsonl`` instead of the terminal.
@@ -131,6 +134,73 @@ def floor() -> Starlette:
     series: FloorSeries = {}
     app.add_middleware(FloorMiddleware, series=series)
     app.state.floor_series = series
+    return app
+
+
+class FloorTraceMiddleware:
+    """:class:`FloorMiddleware` plus the least tracing at 10% head sampling can do.
+
+    One ``random()`` per request decides; an unsampled request (90%) does nothing more
+    than the floor's RED work - no ids, no context, no header. A sampled one gets
+    ``tracer.start_span(method)`` before the app runs and ``span.end()`` after: no
+    attributes, no kind, no name update, the span not made current. That is the cost of
+    an SDK span itself, which no tracing middleware can avoid for the requests it samples.
+    """
+
+    def __init__(
+        self, app: ASGIApp, series: FloorSeries, tracer: Any, ratio: float = 0.1,
+        bounds: Sequence[float] = DEFAULT_BUCKETS,
+    ) -> None:
+        self.app = app
+        self.series = series
+        self.tracer = tracer
+        self.ratio = ratio
+        self.bounds = tuple(bounds)
+        self.width = len(self.bounds) + 1
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        span = self.tracer.start_span(scope["method"]) if random.random() < self.ratio else None
+        start = perf_counter()
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            elapsed = perf_counter() - start
+            route = scope.get("route")
+            key = (scope["method"], route.path if route is not None else "<unmatched>", status)
+            row = self.series.get(key)
+            if row is None:
+                row = self.series[key] = [0] * self.width + [0, 0.0]
+            row[bisect_left(self.bounds, elapsed)] += 1
+            row[-2] += 1
+            row[-1] += elapsed
+            if span is not None:
+                span.end()
+
+
+def floor_trace10() -> Starlette:
+    """The floor + 10% of requests traced by a bare SDK span, on the same kind of provider
+    as glassbox_trace100/10: ALWAYS_ON, BatchSpanProcessor -> the dropping exporter."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+    provider, exporter = dropping_tracer_provider(ALWAYS_ON)
+    app = _starlette()
+    series: FloorSeries = {}
+    app.add_middleware(
+        FloorTraceMiddleware, series=series, tracer=provider.get_tracer("floor"), ratio=0.1
+    )
+    app.state.floor_series = series
+    app.state.bench_spans = (provider, exporter)
     return app
 
 
@@ -541,6 +611,10 @@ VARIANTS: tuple[Variant, ...] = (
         companions=("glassbox",), imports=("glassbox", "opentelemetry.sdk.trace"),
     ),
     Variant(
+        "floor_trace10", "floor + tracing 10% (bare SDK span: start_span + end)",
+        floor_trace10, "bare_starlette", http=False,
+    ),
+    Variant(
         "glassbox_reqid", "glassbox + request id", glassbox_reqid, "bare_starlette", http=False
     ),
     Variant(
@@ -564,7 +638,7 @@ def request_count(name: str, app: Any) -> int | None:
         width = len(store.catalogue.buckets) + 1
         row = store.series.get(("GET", ROUTE_TEMPLATE, "200"))
         return 0 if row is None else int(sum(row[:width]))
-    if name == "floor":
+    if name in ("floor", "floor_trace10"):
         frow = app.state.floor_series.get(("GET", ROUTE_TEMPLATE, 200))
         return 0 if frow is None else int(frow[-2])
     if name == "prom_client":

@@ -6,7 +6,8 @@ Run from the repository root::
     .venv/bin/python benchmarks/run.py --quick    # smoke run, under 2 minutes
 
 Results are written as markdown to ``benchmarks/RESULTS.md`` (``--output``) and printed;
-raw numbers go to ``benchmarks/.work/results.json``.
+raw numbers go to ``benchmarks/.work/results.json``. ``--sections A --merge`` replaces only
+part A in an existing results file and keeps the other parts from it (marked as older).
 
 Method
 ------
@@ -35,7 +36,10 @@ A. In-process. Each variant's ASGI app is called directly, in one asyncio event 
    ``benchmarks/.work``). Their targets compare overheads paired per round (see
    ``derive``): tracing 100% <= 1/3 of OpenTelemetry's overhead, the better 10% variant
    <= 2x glassbox (RED metrics)'s overhead, access log <= 10 us over glassbox (RED
-   metrics); also shown: access log - request id only.
+   metrics); also shown: access log - request id only. The tracing floor
+   (``floor_trace10``: the floor plus, for 10% of requests chosen by ``random()``, a bare
+   ``start_span`` + ``end`` on a provider like the 100% variant's) gets the same 10% ratio
+   over the floor, as the limit the 10% target can be judged against.
 B. Over HTTP. Each variant runs in its own uvicorn process (one worker, loop=asyncio,
    httptools if installed else h11, ``--no-access-log``), pinned to CPU 0 with taskset;
    wrk (``-t1 -c16``, a Lua script that varies the id) is pinned to CPU 1. The servers
@@ -529,7 +533,10 @@ def derive(res: InProcessResult) -> dict[str, Derived]:
     Overheads are over bare Starlette. ``trace100_vs_otel``: glassbox's 100% tracing
     overhead / OpenTelemetry ASGI's; ``trace10*_vs_glassbox``: a 10% tracing overhead /
     glassbox (RED metrics)'s (the own-provider variant against glassbox measured in its
-    own process); ``access_minus_*``: µs the access log adds per request.
+    own process); ``floor_trace10_vs_floor``: the same target applied to the floor (its
+    10% tracing overhead / its metrics-only overhead), how close to the limit 2x is;
+    ``*_minus_*``: µs one variant adds to another (``access_minus_*``: the access log;
+    ``floor_tracing_minus_floor`` / ``trace10*_minus_glassbox``: 10% tracing).
     """
     us, bad = res.us, res.disturbed
     base = "bare_starlette"
@@ -544,6 +551,17 @@ def derive(res: InProcessResult) -> dict[str, Derived]:
         ),
         "trace10_us": paired(us, bad, "glassbox_trace10", "glassbox_trace10", base),
         "glassbox_us": paired(us, bad, "glassbox", "glassbox", base),
+        "floor_trace10_vs_floor": paired(
+            us, bad, "floor_trace10 vs floor", "floor_trace10", base, ref="floor"
+        ),
+        "floor_trace10_us": paired(us, bad, "floor_trace10", "floor_trace10", base),
+        "floor_us": paired(us, bad, "floor", "floor", base),
+        "floor_tracing_minus_floor": paired(
+            us, bad, "floor_trace10 - floor", "floor_trace10", "floor"
+        ),
+        "trace10_minus_glassbox": paired(
+            us, bad, "glassbox_trace10 - glassbox", "glassbox_trace10", "glassbox"
+        ),
         "access_minus_glassbox": paired(
             us, bad, "glassbox_access - glassbox", "glassbox_access", "glassbox"
         ),
@@ -565,6 +583,10 @@ def derive(res: InProcessResult) -> dict[str, Derived]:
             ous, obad, "glassbox_trace10_own", "glassbox_trace10_own", base
         )
         out["glassbox_own_us"] = paired(ous, obad, "glassbox (own process)", "glassbox", base)
+        out["trace10_own_minus_glassbox"] = paired(
+            ous, obad, "glassbox_trace10_own - glassbox (own process)", "glassbox_trace10_own",
+            "glassbox",
+        )
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -1280,9 +1302,30 @@ def _logs_traces_targets(derived: dict[str, Derived]) -> list[list[str]]:
             if best is None or r.median < best[0]:
                 best = (r.median, d.busy)
         assert best is not None
+        floor = derived.get("floor_trace10_vs_floor")
+        if floor is not None:
+            r, _ = _verdict_spread(floor.everything, floor.quiet)
+            shown.append(
+                "for reference, the **tracing floor** (floor_trace10: 10% bare SDK spans, over"
+                f" the floor's metrics-only overhead): {_derived_text(floor, 2, 'x')} -"
+                f" {'meets' if r.median <= TARGET_TRACE10_VS_METRICS else 'misses'} 2x;"
+                f" overheads {_overhead_us(derived, 'floor_trace10_us')}"
+                f" vs {_overhead_us(derived, 'floor_us')}"
+            )
+            added = [
+                f"{label} {_overhead_us(derived, key)}"
+                for key, label in (
+                    ("floor_tracing_minus_floor", "floor"),
+                    ("trace10_minus_glassbox", "tracer_provider="),
+                    ("trace10_own_minus_glassbox", "trace_sample_ratio="),
+                )
+                if key in derived
+            ]
+            shown.append("µs per request the 10% tracing adds: " + ", ".join(added))
         rows.append([
             "A (tracing 10%). glassbox overhead over bare Starlette / glassbox (RED metrics)'s;"
-            " the best of the two ways to sample 10%",
+            " the best of the two ways to sample 10% (verdict on glassbox; the floor for"
+            " reference)",
             f"≤ {TARGET_TRACE10_VS_METRICS:.2f}x",
             "<br>".join(shown),
             verdict(best[0] <= TARGET_TRACE10_VS_METRICS, inconclusive=best[1]),
@@ -1303,6 +1346,34 @@ def _logs_traces_targets(derived: dict[str, Derived]) -> list[list[str]]:
             verdict(r.median <= TARGET_ACCESS_US, inconclusive=d.busy),
         ])
     return rows
+
+
+def _tracing_floor_note(derived: dict[str, Derived]) -> list[str]:
+    """A plain sentence on how close the 10% tracing target is to the tracing floor."""
+    floor = derived.get("floor_trace10_vs_floor")
+    added = derived.get("floor_tracing_minus_floor")
+    metrics = derived.get("glassbox_us")
+    if floor is None or added is None or metrics is None:
+        return []
+    r, _ = _verdict_spread(floor.everything, floor.quiet)
+    a, _ = _verdict_spread(added.everything, added.quiet)
+    m, _ = _verdict_spread(metrics.everything, metrics.quiet)
+    budget = (TARGET_TRACE10_VS_METRICS - 1) * m.median
+    head = (
+        "**Even the tracing floor misses the 10% tracing target**"
+        if r.median > TARGET_TRACE10_VS_METRICS
+        else "The tracing floor meets the 10% tracing target"
+    )
+    return [
+        f"{head}: the least a middleware can do at 10% head sampling (nothing more for 90%"
+        f" of requests, a bare SDK span for 10%) costs {r.median:.2f}x its metrics-only"
+        " overhead. For glassbox, the target leaves 10% tracing"
+        f" {budget:.2f} µs a request (glassbox's metrics-only overhead, +{m.median:.2f} µs,"
+        f" once more); the bare spans alone take {a.median:.2f} µs of it"
+        f" ({a.median / budget:.0%}), before any of what glassbox does for every request:"
+        " ids, the OpenTelemetry context, the log context and the `traceresponse` header.",
+        "",
+    ]
 
 
 def render_markdown(report: Report, apps: Any) -> str:
@@ -1381,6 +1452,8 @@ def render_markdown(report: Report, apps: Any) -> str:
         " scheduler ticks and hides or fakes latency effects.",
         "",
     ]
+    if report.inprocess is not None:
+        lines += _tracing_floor_note(report.inprocess.derived)
     if report.source_before != report.source_after:
         lines += [
             f"**Warning: glassbox's source changed during this run** ({report.source_before}"
@@ -1600,7 +1673,7 @@ def render_markdown(report: Report, apps: Any) -> str:
                 variant = name.removesuffix(" (spans)")
                 lines.append(
                     f"- A. {labels.get(variant, variant)}: the exporter received {counted} spans"
-                    f" for {driven} requests ({counted / max(driven, 1):.1%}; one server span"
+                    f" for {driven} requests ({counted / max(driven, 1):.1%}; one span"
                     " per sampled request, a full BatchSpanProcessor queue drops spans)."
                 )
                 continue
@@ -1665,6 +1738,11 @@ def render_markdown(report: Report, apps: Any) -> str:
         " requests build no SDK span; OTEL_EXPORTER_OTLP_ENDPOINT unset, so no exporter (the"
         " sampled 10% are built and ended, sent nowhere). In a process of its own, with bare"
         " Starlette and glassbox (RED metrics) measured there too.",
+        "- floor + tracing 10% (A only): `benchmarks.apps.FloorTraceMiddleware` — the floor,"
+        " plus one `random()` per request; for 10% of requests `tracer.start_span(method)`"
+        " before the app and `span.end()` after (no attributes, not made current, no ids,"
+        " no header), on an SDK `TracerProvider` (ALWAYS_ON, `BatchSpanProcessor` into the"
+        " dropping exporter) like glassbox + tracing 100%'s.",
         "- glassbox + request id (A only): the RED metrics call with `request_id=True`.",
         "- glassbox + JSON access log + request id (A only): the RED metrics call with"
         " `logs=True, log_format='json', access_log=True, request_id=True`; `sys.stdout` is"
@@ -1690,6 +1768,108 @@ def render_markdown(report: Report, apps: Any) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+# -- keeping the other parts of an earlier RESULTS.md ----------------------------------------------
+
+PARTS = "ABCD"
+_KEPT_PREFIX = "Parts not run this time, kept from the earlier results in this file:"
+
+
+def _sections(markdown: str) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """(lines before the first ``## `` heading, [(heading, lines under it)])."""
+    preamble: list[str] = []
+    sections: list[tuple[str, list[str]]] = []
+    for line in markdown.splitlines():
+        if line.startswith("## "):
+            sections.append((line, []))
+        elif sections:
+            sections[-1][1].append(line)
+        else:
+            preamble.append(line)
+    return preamble, sections
+
+
+def _part_of(heading_or_row: str) -> str | None:
+    """The part (A-D) a ``## X.`` heading, a ``| X...`` target row or a ``- X.`` check is of."""
+    for prefix in ("## ", "| ", "- "):
+        if heading_or_row.startswith(prefix):
+            text = heading_or_row[len(prefix) :]
+            return text[0] if text[:1] in tuple(PARTS) and text[1:2] in (".", " ") else None
+    return None
+
+
+def merge_results(new: str, old: str, ran: set[str]) -> str:
+    """``new`` (a run of the parts in ``ran``) with the other parts' results taken from ``old``.
+
+    Target rows, ``## X.`` sections and ``- X.`` correctness lines of the parts not run
+    come from ``old``; everything else (header, machine, versions, configuration) from
+    ``new``, plus a line saying which parts are older and from which run.
+    """
+    kept = [p for p in PARTS if p not in ran]
+    new_pre, new_secs = _sections(new)
+    old_pre, old_secs = _sections(old)
+    old_by = dict(old_secs)
+    old_header = next((ln for ln in old_pre if ln.startswith("`benchmarks/run.py")), "?")
+    old_source = next(
+        (ln.split("|")[2].strip() for ln in old.splitlines() if "| glassbox source" in ln), "?"
+    )
+    # Where each kept part's numbers come from: the old file's run, unless that file had
+    # kept the part from an even earlier one.
+    origin = {
+        part: f"{old_header.split(' Method:')[0].rstrip('.')} (glassbox source {old_source})"
+        for part in kept
+    }
+    for line in old_pre:
+        if line.startswith("- part ") and ": from " in line:
+            parts, source = line[len("- part ") :].split(": from ", 1)
+            for part in parts.split(", "):
+                if part in origin:
+                    origin[part] = source
+    by_source: dict[str, list[str]] = {}
+    for part in kept:
+        by_source.setdefault(origin[part], []).append(part)
+    note = [
+        _KEPT_PREFIX,
+        "",
+        *[f"- part {', '.join(parts)}: from {source}" for source, parts in by_source.items()],
+        "",
+    ]
+    while new_pre and not new_pre[-1]:
+        new_pre.pop()
+    out = [*new_pre, "", *note]
+    own_parts = {_part_of(h): (h, body) for h, body in new_secs if _part_of(h)}
+    old_parts = {_part_of(h): (h, body) for h, body in old_secs if _part_of(h)}
+    placed_parts = False
+    for heading, body in new_secs:
+        if heading == "## Targets":
+            old_rows = [ln for ln in old_by.get(heading, []) if _part_of(ln) in kept]
+            rows = [ln for ln in body if _part_of(ln)]
+            merged = sorted([*rows, *old_rows], key=lambda ln: PARTS.index(_part_of(ln) or "A"))
+            first = next((i for i, ln in enumerate(body) if _part_of(ln)), None)
+            if first is None:  # no rows of our own: after the table header
+                first = next(i for i, ln in enumerate(body) if ln.startswith("|---")) + 1
+            rest = [ln for ln in body[first:] if not _part_of(ln)]
+            out += [heading, *body[:first], *merged, *rest]
+        elif _part_of(heading):
+            if not placed_parts:
+                for part in PARTS:
+                    if part in own_parts:
+                        out += [own_parts[part][0], *own_parts[part][1]]
+                    elif part in old_parts:
+                        out += [old_parts[part][0], *old_parts[part][1]]
+                placed_parts = True
+        elif heading == "## Correctness checks":
+            old_checks = [ln for ln in old_by.get(heading, []) if _part_of(ln) in kept]
+            checks = [ln for ln in body if _part_of(ln)]
+            others = [ln for ln in body if ln.startswith("- ") and not _part_of(ln)]
+            merged = sorted(
+                [*checks, *old_checks], key=lambda ln: PARTS.index(_part_of(ln) or "A")
+            )
+            out += [heading, "", *merged, *others, ""]
+        else:
+            out += [heading, *body]
+    return "\n".join(out) + "\n"
 
 
 # -- main ---------------------------------------------------------------------------------------
@@ -1748,6 +1928,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="first wait up to SECONDS for 5 s in which other processes use"
         f" < {DISTURBED_CPUS} CPU",
     )
+    parser.add_argument(
+        "--merge", action="store_true",
+        help="with --sections, keep the other parts' results from the existing --output file"
+        " (marked as older there)",
+    )
     args = parser.parse_args(argv)
     profile = QUICK if args.quick else FULL
     sections = set(args.sections.upper())
@@ -1805,6 +1990,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.machine["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
 
     markdown = render_markdown(report, apps)
+    if args.merge and args.output.exists() and not set(PARTS) <= sections:
+        markdown = merge_results(markdown, args.output.read_text(), sections)
     args.output.write_text(markdown)
     (WORK_DIR / "results.json").write_text(json.dumps(to_jsonable(report), indent=1))
     print()

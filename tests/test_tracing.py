@@ -210,3 +210,181 @@ def test_fastapi_gets_one_server_span_not_two(
         trace._TRACER_PROVIDER = previous
     provider.force_flush()
     assert [s.name for s in receiver.spans] == ["GET /orders/{order_id}"]
+
+
+def _unsampled_app(provider: TracerProvider, routes: list[Route]) -> object:
+    """The metrics middleware with glassbox's head sampling at 0: no request is sampled."""
+    from glassbox.metrics.asgi import MetricsMiddleware
+    from glassbox.metrics.catalogue import red_catalogue
+    from glassbox.tracing import ServerSpans
+
+    return MetricsMiddleware(
+        Starlette(routes=routes),
+        catalogue=red_catalogue(),
+        registry=glassbox.Registry(),
+        spans=ServerSpans(provider, ratio=0.0),
+        request_id=True,
+    )
+
+
+def test_unsampled_request_has_a_current_non_recording_span_and_logs_its_ids(
+    receiver: OTLPReceiver, provider: TracerProvider
+) -> None:
+    """No SDK span, but the ids are in the OpenTelemetry context and in log lines."""
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+
+    from glassbox.logs import add_request_context
+
+    seen: dict[str, object] = {}
+
+    async def handler(request: object) -> PlainTextResponse:
+        span = trace.get_current_span()
+        seen["span"] = span
+        seen["log"] = dict(add_request_context(None, "info", {}))
+        return PlainTextResponse("ok")
+
+    response = TestClient(_unsampled_app(provider, [Route("/x", handler)])).get("/x")
+    _, trace_hex, span_hex, flags = response.headers["traceresponse"].split("-")
+    span = seen["span"]
+    assert isinstance(span, NonRecordingSpan)
+    assert not span.is_recording()
+    ctx = span.get_span_context()
+    assert ctx == SpanContext(
+        int(trace_hex, 16), int(span_hex, 16), False, TraceFlags(0), TraceState()
+    )
+    assert ctx.is_valid
+    assert not ctx.is_remote
+    assert not ctx.trace_flags.sampled
+    assert flags == "00"
+    assert seen["log"] == {
+        "trace_id": trace_hex,
+        "span_id": span_hex,
+        "request_id": trace_hex[:16],
+    }
+    assert trace.get_current_span() is trace.INVALID_SPAN  # restored after the request
+    provider.force_flush()
+    assert receiver.spans == []
+
+
+def test_unsampled_request_propagates_sampled_0_to_outgoing_httpx_calls(
+    provider: TracerProvider,
+) -> None:
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    received: list[str] = []
+
+    async def downstream(request: object) -> PlainTextResponse:
+        received.append(request.headers["traceparent"])
+        return PlainTextResponse("down")
+
+    down_app = Starlette(routes=[Route("/down", downstream)])
+
+    async def calls_out(request: object) -> PlainTextResponse:
+        transport = httpx.ASGITransport(app=down_app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://down") as client:
+            HTTPXClientInstrumentor.instrument_client(client, tracer_provider=provider)
+            await client.get("/down")
+        return PlainTextResponse("ok")
+
+    for traceparent in (None, f"00-{CALLER_TRACE}-{CALLER_SPAN}-00"):
+        headers = {"traceparent": traceparent} if traceparent else {}
+        response = TestClient(_unsampled_app(provider, [Route("/out", calls_out)])).get(
+            "/out", headers=headers
+        )
+        trace_hex = response.headers["traceresponse"].split("-")[1]
+        if traceparent:
+            assert trace_hex == CALLER_TRACE  # the caller's trace, continued unsampled
+        sent = parse_traceparent(received[-1])
+        assert sent is not None
+        assert f"{sent[0]:032x}" == trace_hex
+        assert sent[2] & 1 == 0
+
+
+def test_exception_log_lines_of_an_unsampled_request_carry_its_ids(
+    provider: TracerProvider,
+) -> None:
+    """The outer error handler runs after the middleware: the ids must still be current."""
+    from glassbox.logs import add_request_context
+
+    mw = _unsampled_app(provider, [Route("/boom", boom)])
+    seen: dict[str, object] = {}
+
+    async def outer(scope: dict, receive: object, send: object) -> None:
+        try:
+            await mw(scope, receive, send)
+        except ValueError:  # Starlette's own error middleware has answered 500
+            seen.update(add_request_context(None, "error", {}))
+
+    assert TestClient(outer).get("/boom").status_code == 500
+    assert len(str(seen["trace_id"])) == 32
+    assert len(str(seen["span_id"])) == 16
+    assert seen["request_id"] == str(seen["trace_id"])[:16]
+
+
+class _AttributeReadingSampler:
+    """A sampler of the application's that decides on attributes (so must see them)."""
+
+    def __init__(self) -> None:
+        from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+        self.seen: list[dict[str, object]] = []
+        self._on = ALWAYS_ON
+
+    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None):
+        self.seen.append(dict(attributes or {}))
+        return self._on.should_sample(parent_context, trace_id, name, kind, attributes, links)
+
+    def get_description(self) -> str:
+        return "AttributeReading"
+
+
+def _exported_span(sampler: object = None, limits: object = None) -> tuple[object, object]:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    kwargs = {"sampler": sampler} if sampler is not None else {}
+    if limits is not None:
+        kwargs["span_limits"] = limits
+    p = TracerProvider(**kwargs)
+    p.add_span_processor(SimpleSpanProcessor(exporter))
+    response = TestClient(make_app(p)).get("/items/42?x=1")
+    assert response.status_code == 200
+    (span,) = exporter.get_finished_spans()
+    return span, response
+
+
+def test_sampled_span_attributes_are_the_same_on_the_direct_and_the_public_path() -> None:
+    """The SDK's samplers cannot read attributes: glassbox puts them on the span itself.
+    Any other sampler gets them at start_span, and the exported span is the same."""
+    from glassbox.tracing import ServerSpans
+
+    sampler = _AttributeReadingSampler()
+    assert ServerSpans(TracerProvider())._blind  # the direct path is the one taken
+    assert not ServerSpans(TracerProvider(sampler=sampler))._blind
+    direct, _ = _exported_span()
+    public, _ = _exported_span(sampler)
+    assert list(direct.attributes.items()) == list(public.attributes.items())
+    assert dict(direct.attributes) == {
+        "http.request.method": "GET",
+        "url.path": "/items/42",
+        "url.scheme": "http",
+        "network.protocol.version": "1.1",
+        "server.address": "testserver",
+        "server.port": 80,
+        "http.route": "/items/{item_id}",
+        "http.response.status_code": 200,
+    }
+    assert direct.name == public.name == "GET /items/{item_id}"
+    assert sampler.seen
+    assert sampler.seen[0]["url.path"] == "/items/42"
+
+
+def test_attribute_limits_still_apply_to_sampled_spans() -> None:
+    from opentelemetry.sdk.trace import SpanLimits
+
+    span, _ = _exported_span(limits=SpanLimits(max_span_attribute_length=4))
+    assert span.attributes["url.path"] == "/ite"
+    assert span.attributes["http.route"] == "/ite"
+    assert span.name == "GET /items/{item_id}"

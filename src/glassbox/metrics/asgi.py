@@ -189,8 +189,8 @@ class MetricsMiddleware:
                 status = 500
             raise
         finally:
-            # The hot path: _record's work, inlined (a call frame costs a measurable
-            # share of the overhead budget, see benchmarks/).
+            # The hot path, inlined (a call frame costs a measurable share of the
+            # overhead budget, see benchmarks/).
             elapsed = perf_counter() - start
             inflight[0] -= 1
             method = scope.get("method", "GET")
@@ -209,31 +209,6 @@ class MetricsMiddleware:
             row[-1] += sent
             if error is not None or method in _BODY_METHODS or self._trace is not None:
                 self._record_extras(scope, key, elapsed, error, None)
-
-    def _record(
-        self,
-        scope: Scope,
-        status: int,
-        elapsed: float,
-        sent: int,
-        error: BaseException | None,
-        span_ids: tuple[int, int] | None,
-    ) -> tuple[str, str]:
-        """Add one request to the RED store; returns its (method, route) labels."""
-        method = scope.get("method", "GET")
-        if method not in STANDARD_METHODS:
-            method = OTHER_METHOD
-        route = self._resolve(scope)
-        key = (method, route, _STATUS.get(status) or "500")
-        series = self.store.series
-        row = series.get(key)
-        if row is None:
-            row = series[key] = self.store.new_series()
-        row[bisect_left(self._bounds, elapsed)] += 1
-        row[-3] += elapsed
-        row[-1] += sent
-        self._record_extras(scope, key, elapsed, error, span_ids)
-        return method, route
 
     def _record_extras(
         self,
@@ -261,28 +236,36 @@ class MetricsMiddleware:
 
     async def _call_full(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Metrics plus request id, the server span and the access-log line."""
-        found = header_values(scope.get("headers") or (), b"x-request-id", b"traceparent")
+        found = header_values(scope.get("headers") or (), b"traceparent", b"x-request-id")
+        incoming_id = found.get(b"x-request-id")
         method = scope.get("method", "GET")
         if method not in STANDARD_METHODS:
             method = OTHER_METHOD
+        spans = self._spans
         span = token = None
+        recording = False
         span_ids: tuple[int, int] | None = None
         trace_hex = span_hex = None
-        extra: list[tuple[bytes, bytes]] = []
-        if self._spans is not None:
-            span, token = self._spans.start(method, scope, found.get(b"traceparent"))
-            ctx = span.get_span_context()
-            trace_hex, span_hex = f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
-            if ctx.trace_flags.sampled:
+        if spans is not None:
+            # An unsampled request (most of them at a low sample ratio) gets no SDK span:
+            # ids, a non-recording span in the OpenTelemetry context (outgoing calls
+            # propagate sampled=0) and the traceresponse header; no end() for it.
+            span, token, trace_hex, span_hex, flags, recording = spans.open(
+                method, scope, found.get(b"traceparent")
+            )
+            if recording and self._exemplars and flags == "01":
+                ctx = span.get_span_context()
                 span_ids = (ctx.trace_id, ctx.span_id)
-            flags = "01" if ctx.trace_flags.sampled else "00"
-            extra.append((b"traceresponse", f"00-{trace_hex}-{span_hex}-{flags}".encode()))
-        request_id = sane_request_id(found.get(b"x-request-id")) or (
+            extra = [(b"traceresponse", f"00-{trace_hex}-{span_hex}-{flags}".encode())]
+        else:
+            extra = []
+        request_id = (incoming_id and sane_request_id(incoming_id)) or (
             trace_hex[:16] if trace_hex else os.urandom(8).hex()
         )
         if self._request_id:
             extra.append((b"x-request-id", request_id.encode()))
-        request_token = current_request().set(RequestContext(request_id, trace_hex, span_hex))
+        request_var = current_request()
+        request_token = request_var.set(RequestContext(request_id, trace_hex, span_hex))
 
         status = 0
         sent = 0
@@ -314,9 +297,29 @@ class MetricsMiddleware:
                 status = 500
             raise
         finally:
+            # The RED recording, inlined as in __call__.
             elapsed = perf_counter() - start
             inflight[0] -= 1
-            method, route = self._record(scope, status, elapsed, sent, error, span_ids)
+            matched = scope.get("route")
+            hit = self._by_route.get(id(matched))
+            route = hit[1] if hit is not None and hit[0] is matched else self._resolve(scope)
+            key = (method, route, _STATUS.get(status) or "500")
+            series = self.store.series
+            row = series.get(key)
+            if row is None:
+                row = series[key] = self.store.new_series()
+            row[bisect_left(self._bounds, elapsed)] += 1
+            row[-3] += elapsed
+            row[-1] += sent
+            # Exemplars: a sampled span's ids; without spans of its own, the current span
+            # (an outer instrumentation's) if any. An unsampled span never gives one.
+            if (
+                error is not None
+                or method in _BODY_METHODS
+                or span_ids is not None
+                or (spans is None and self._trace is not None)
+            ):
+                self._record_extras(scope, key, elapsed, error, span_ids)
             if self._access_log is not None:
                 self._access_log.write(
                     method=method,
@@ -330,18 +333,21 @@ class MetricsMiddleware:
                 )
             # After an unhandled exception the span and request ids stay current in this
             # task, so the outer error handler's log line still carries them.
-            if span is not None:
-                self._spans.end(  # type: ignore[union-attr]
-                    span,
-                    token,
-                    method=method,
-                    route=route,
-                    status=status,
-                    error=error,
-                    detach=error is None,
-                )
+            if spans is not None:
+                if recording:
+                    spans.end(
+                        span,
+                        token,
+                        method=method,
+                        route=route,
+                        status=status,
+                        error=error,
+                        detach=error is None,
+                    )
+                elif error is None:
+                    spans.close(token)
             if error is None:
-                current_request().reset(request_token)
+                request_var.reset(request_token)
 
     async def _health(self, kind: Kind, scope: Scope, send: Send) -> None:
         assert self._health_endpoints is not None
