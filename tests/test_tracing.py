@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -11,12 +12,16 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.sampling import Sampler
 from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
+from starlette.types import Receive, Scope, Send
 
 import glassbox
+from glassbox.metrics.asgi import MetricsMiddleware
 from glassbox.tracing import parse_traceparent
 from tests.otlp import OTLPReceiver, attributes
 
@@ -212,9 +217,8 @@ def test_fastapi_gets_one_server_span_not_two(
     assert [s.name for s in receiver.spans] == ["GET /orders/{order_id}"]
 
 
-def _unsampled_app(provider: TracerProvider, routes: list[Route]) -> object:
+def _unsampled_app(provider: TracerProvider, routes: list[Route]) -> MetricsMiddleware:
     """The metrics middleware with glassbox's head sampling at 0: no request is sampled."""
-    from glassbox.metrics.asgi import MetricsMiddleware
     from glassbox.metrics.catalogue import red_catalogue
     from glassbox.tracing import ServerSpans
 
@@ -274,7 +278,7 @@ def test_unsampled_request_propagates_sampled_0_to_outgoing_httpx_calls(
 
     received: list[str] = []
 
-    async def downstream(request: object) -> PlainTextResponse:
+    async def downstream(request: Request) -> PlainTextResponse:
         received.append(request.headers["traceparent"])
         return PlainTextResponse("down")
 
@@ -310,7 +314,7 @@ def test_exception_log_lines_of_an_unsampled_request_carry_its_ids(
     mw = _unsampled_app(provider, [Route("/boom", boom)])
     seen: dict[str, object] = {}
 
-    async def outer(scope: dict, receive: object, send: object) -> None:
+    async def outer(scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await mw(scope, receive, send)
         except ValueError:  # Starlette's own error middleware has answered 500
@@ -322,7 +326,7 @@ def test_exception_log_lines_of_an_unsampled_request_carry_its_ids(
     assert seen["request_id"] == str(seen["trace_id"])[:16]
 
 
-class _AttributeReadingSampler:
+class _AttributeReadingSampler(Sampler):
     """A sampler of the application's that decides on attributes (so must see them)."""
 
     def __init__(self) -> None:
@@ -331,20 +335,31 @@ class _AttributeReadingSampler:
         self.seen: list[dict[str, object]] = []
         self._on = ALWAYS_ON
 
-    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None):
+    def should_sample(
+        self,
+        parent_context: Any,
+        trace_id: int,
+        name: str,
+        kind: Any = None,
+        attributes: Any = None,
+        links: Any = None,
+        trace_state: Any = None,
+    ) -> Any:
         self.seen.append(dict(attributes or {}))
-        return self._on.should_sample(parent_context, trace_id, name, kind, attributes, links)
+        return self._on.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
 
     def get_description(self) -> str:
         return "AttributeReading"
 
 
-def _exported_span(sampler: object = None, limits: object = None) -> tuple[object, object]:
+def _exported_span(sampler: Any = None, limits: Any = None) -> tuple[Any, Any]:
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     exporter = InMemorySpanExporter()
-    kwargs = {"sampler": sampler} if sampler is not None else {}
+    kwargs: dict[str, Any] = {"sampler": sampler} if sampler is not None else {}
     if limits is not None:
         kwargs["span_limits"] = limits
     p = TracerProvider(**kwargs)
