@@ -51,3 +51,16 @@ def test_init_build_and_bad_config(tmp_path: Path) -> None:
     assert "postgres_exporter" in broken.output
     # the previous stack is untouched
     assert "127.0.0.1:9187" in (tmp_path / "monitoring/prometheus/prometheus.yml").read_text()
+
+
+def test_verify_fails_on_a_threshold_that_is_not_a_bucket_boundary(tmp_path: Path) -> None:
+    runner = CliRunner()
+    config = tmp_path / "glassbox.toml"
+    assert runner.invoke(app, ["init", str(config)]).exit_code == 0
+    config.write_text(
+        config.read_text().replace("threshold = 0.5\nseverity", "threshold = 0.3\nseverity")
+    )
+    result = runner.invoke(app, ["stack", "verify", "-c", str(config)])
+    assert result.exit_code == 2
+    assert "0.3 s is not a bucket boundary of http_request_duration_seconds" in result.output
+    assert "use 0.25 or 0.5" in result.output
