@@ -141,12 +141,15 @@ def test_health_metrics_are_exposed() -> None:
     app, _ = app_with(
         checks.FunctionCheck(lambda: True, name="db"),
         checks.FunctionCheck(lambda: False, name="search"),
+        checks.FunctionCheck(lambda: False, name="llm-api", critical=False),
     )
     client = TestClient(app)
     client.get("/health")
     samples = parse(client.get("/metrics").text)
-    assert value(samples, "health_check_status", check="db") == 1
-    assert value(samples, "health_check_status", check="search") == 0
+    assert value(samples, "health_check_status", check="db", critical="true") == 1
+    assert value(samples, "health_check_status", check="search", critical="true") == 0
+    # a failing non-critical check is labelled so: the stack alerts on it as degraded only
+    assert value(samples, "health_check_status", check="llm-api", critical="false") == 0
     assert value(samples, "health_check_duration_seconds_count", check="search") == 1
     assert (
         value(samples, "http_requests_total", method="GET", route="<unmatched>", status="503")

@@ -8,7 +8,7 @@
 - A synchronous check runs in a worker thread; one that hangs there is not started
   again until it returns (threads do not pile up behind a dead dependency).
 - A status change is logged once, not on every probe; each run updates
-  ``health_check_status{check}`` and ``health_check_duration_seconds{check}``.
+  ``health_check_status{check,critical}`` and ``health_check_duration_seconds{check}``.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class HealthRunner:
         self._status_gauge = reg.gauge(
             "health_check_status",
             "Health check status: 1 pass, 0.5 warn, 0 fail.",
-            ["check"],
+            ["check", "critical"],
             mode="max",
         )
         self._duration = reg.histogram(
@@ -172,7 +172,9 @@ class HealthRunner:
         ttl = self.pass_ttl if result.status is Status.PASS else self.fail_ttl
         self._cache[check.name] = (result, time.monotonic() + ttl)
         self.runs[check.name] = self.runs.get(check.name, 0) + 1
-        self._status_gauge.set(result.status.gauge, check.name)
+        self._status_gauge.set(
+            result.status.gauge, check.name, "true" if check.critical else "false"
+        )
         self._duration.observe(result.duration, check.name)
         before = self._last.get(check.name)
         if before is not result.status:

@@ -578,6 +578,24 @@ def dependency_bundle(config: StackConfig, dep: Dependency) -> Bundle:
     """Scrape job, alerts and a dashboard row for one dependency."""
     alerts, panels, metrics = _KINDS[dep.kind](dep)
     metrics.setdefault("up", "gauge")
+    if dep.kind != "qdrant":  # Qdrant has no exporter: QdrantDown already reads up
+        # A dead exporter reports nothing, so its own "server down" gauge goes silent.
+        alerts.insert(
+            0,
+            _gauge_alert(
+                dep,
+                "DependencyTargetDown",
+                f"max by ({BY}) (up{_sel(dep)}) == 0",
+                "2m",
+                "critical",
+                "Prometheus cannot scrape a dependency's exporter",
+                "The exporter of {{ $labels.dependency }} at {{ $labels.instance }} has not"
+                " answered a scrape for 2 minutes; its own alerts cannot fire meanwhile.",
+                [const("up", 0, 20, **_lab(dep))],
+                [const("up", 1, 20, **_lab(dep))],
+                0,
+            ),
+        )
     system = dep.kind in _SYSTEM
     dashboard = Dashboard(
         uid="glassbox-system" if system else "glassbox-dependencies",

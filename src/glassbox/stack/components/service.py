@@ -391,47 +391,79 @@ def _alerts(config: StackConfig, service: Service, n: _Names) -> RuleGroup:
                 expr_labels=("service", "instance"),
             )
         )
-    for name, value, held, severity, summary, what, check in (
-        (
-            "DependencyUnhealthy", 0, a.dependency_for, "critical",
-            "A dependency of the service fails its health check", "failed", "database",
-        ),
-        (
-            "DependencyDegraded", 0.5, a.degraded_for, "warning",
-            "A dependency of the service is degraded", "reported degraded (warn)", "llm-api",
-        ),
-    ):  # fmt: skip
-        alerts.append(
-            Alert(
-                name,
-                f"min by (service, check) (health_check_status{{{n.sel}}}) == {value}",
-                held,
-                severity,  # type: ignore[arg-type]
-                summary,
-                f"Health check {{{{ $labels.check }}}} of {{{{ $labels.service }}}} has {what}"
-                f" for {held}" + ("; readiness is failing." if value == 0 else "."),
-                cases=(
-                    case(
-                        f"check {what}",
-                        [
-                            const(
-                                "health_check_status", value, t.length(held), check=check, **up_lab
-                            )
-                        ],
-                        t.at(held),
-                        expect(value, service=s, check=check),
-                        step=step,
-                    ),
-                    case(
-                        "check passing",
-                        [const("health_check_status", 1, t.length(held), check=check, **up_lab)],
-                        t.at(held),
-                        step=step,
-                    ),
+    status = "health_check_status"
+    unhealthy = f'min by (service, check) ({status}{{{n.sel}, critical!="false"}}) == 0'
+    degraded = (
+        f"min by (service, check) ({status}{{{n.sel}}}) == 0.5"
+        f' or min by (service, check) ({status}{{{n.sel}, critical="false"}}) == 0'
+    )
+
+    def health(value: float, critical: str, check: str, held: str) -> Series:
+        return const(status, value, t.length(held), check=check, critical=critical, **up_lab)
+
+    held = a.dependency_for
+    alerts.append(
+        Alert(
+            "DependencyUnhealthy",
+            unhealthy,
+            held,
+            "critical",
+            "A dependency of the service fails its health check",
+            "Critical health check {{ $labels.check }} of {{ $labels.service }} has failed"
+            f" for {held}; readiness is failing.",
+            cases=(
+                case(
+                    "critical check failing",
+                    [health(0, "true", "database", held)],
+                    t.at(held),
+                    expect(0, service=s, check="database"),
+                    step=step,
                 ),
-                expr_labels=("service", "check"),
-            )
+                case(
+                    "a non-critical check failing does not page",
+                    [health(0, "false", "llm-api", held), health(1, "true", "database", held)],
+                    t.at(held),
+                    step=step,
+                ),
+            ),
+            expr_labels=("service", "check"),
         )
+    )
+    held = a.degraded_for
+    alerts.append(
+        Alert(
+            "DependencyDegraded",
+            degraded,
+            held,
+            "warning",
+            "A dependency of the service is degraded",
+            "Health check {{ $labels.check }} of {{ $labels.service }} has reported"
+            f" degraded, or failed without being critical, for {held}.",
+            cases=(
+                case(
+                    "check degraded",
+                    [health(0.5, "true", "llm-api", held)],
+                    t.at(held),
+                    expect(0.5, service=s, check="llm-api"),
+                    step=step,
+                ),
+                case(
+                    "non-critical check failing",
+                    [health(0, "false", "llm-api", held)],
+                    t.at(held),
+                    expect(0, service=s, check="llm-api"),
+                    step=step,
+                ),
+                case(
+                    "checks passing",
+                    [health(1, "true", "database", held), health(1, "false", "llm-api", held)],
+                    t.at(held),
+                    step=step,
+                ),
+            ),
+            expr_labels=("service", "check"),
+        )
+    )
     return RuleGroup(f"{s}-alerts", tuple(alerts))
 
 
@@ -551,9 +583,9 @@ def _dashboards(service: Service, n: _Names) -> tuple[Dashboard, ...]:
                         "Exceptions by route",
                         (
                             Query(
-                                f"sum by (route, exception) (rate({c.exceptions.name}{{{rsel}}}"
-                                f"[{rate}]))",
-                                "{{route}} {{exception}}",
+                                f"sum by (route, exception_type)"
+                                f" (rate({c.exceptions.name}{{{rsel}}}[{rate}]))",
+                                "{{route}} {{exception_type}}",
                             ),
                         ),
                         unit="reqps",

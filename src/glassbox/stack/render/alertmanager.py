@@ -58,7 +58,13 @@ SERVICE_SYMPTOMS = (
     "ServiceSaturated",
     "SLOErrorBudgetBurn.+",
 )
-DEPENDENCY_DOWN = ("PostgresDown", "RedisDown", "MongodbDown", "QdrantDown")
+DEPENDENCY_DOWN = (
+    "DependencyTargetDown",
+    "PostgresDown",
+    "RedisDown",
+    "MongodbDown",
+    "QdrantDown",
+)
 
 
 def receiver_secret(receiver: Receiver, field: str) -> str:
@@ -224,6 +230,15 @@ def inhibit_rules(bundles: Sequence[Bundle]) -> list[dict[str, Any]]:
                 "source_matchers": [f'alertname=~"{"|".join(SERVICE_DOWN)}"'],
                 "target_matchers": [f'alertname=~"{"|".join(SERVICE_SYMPTOMS)}"'],
                 "equal": ["service"],
+            }
+        )
+    if {"SLOErrorBudgetBurnFast", "SLOErrorBudgetBurnSlow"} <= names:
+        # the page already says it: the slower ticket for the same SLO adds nothing
+        rules.append(
+            {
+                "source_matchers": ['alertname="SLOErrorBudgetBurnFast"'],
+                "target_matchers": ['alertname="SLOErrorBudgetBurnSlow"'],
+                "equal": ["service", "slo"],
             }
         )
     down = [n for n in DEPENDENCY_DOWN if n in names]
