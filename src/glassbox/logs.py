@@ -9,13 +9,24 @@ service prints is one JSON object: ``timestamp`` (ISO-8601 UTC), ``level``, ``lo
 Values under sensitive keys (authorization, cookie, password, token, secret, api_key,
 ...) are replaced by ``[REDACTED]``; JSON rendering escapes newlines, so user input
 cannot forge a log line.
+
+When ``OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set and
+the OpenTelemetry SDK is installed, every line is also exported over OTLP/HTTP (a
+``BatchLogRecordProcessor`` into an ``OTLPLogExporter``): the same redacted fields,
+``event`` as the body, ``level`` as the severity, ``logger`` as the instrumentation
+scope, ``trace_id``/``span_id`` as the record's trace context, the other fields as
+attributes, ``service``/``version``/``env`` as the resource. The export is a processor
+in the chain that structlog's lines, the standard library's (through the root
+handler's formatter) and the access log all pass, after redaction.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Mapping, MutableMapping
 from contextvars import ContextVar
@@ -168,6 +179,7 @@ def configure_logging(
         raise ValueError(f"log level {level!r} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
     renderer = _renderer(fmt)
     console = not isinstance(renderer, structlog.processors.JSONRenderer)
+    otlp = _otlp_export(service, version, env)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -177,10 +189,12 @@ def configure_logging(
         redact,
         structlog.processors.format_exc_info,
     ]
+    if otlp is not None:
+        shared.append(otlp)  # after redaction; before console escaping (OTLP keeps data)
     if console:
         shared.append(_sanitize_console)
     _generation[0] += 1
-    _fast[0] = None if console else _JsonLines(service, version, env, numeric, sys.stdout)
+    _fast[0] = None if console else _JsonLines(service, version, env, numeric, sys.stdout, otlp)
     structlog.configure(
         processors=[*shared, renderer],
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
@@ -260,10 +274,19 @@ class _JsonLines:
     generic processors (every field here is known and safe: nothing to redact).
     """
 
-    def __init__(self, service: str, version: str, env: str, level: int, stream: Any) -> None:
+    def __init__(
+        self,
+        service: str,
+        version: str,
+        env: str,
+        level: int,
+        stream: Any,
+        export: _OTLPExport | None = None,
+    ) -> None:
         self.static = {"service": service, "version": version, "env": env}
         self.level = level
         self.stream = stream
+        self.export = export
         self._second = -1
         self._prefix = ""
 
@@ -277,11 +300,181 @@ class _JsonLines:
 
     def write(self, record: dict[str, Any]) -> None:
         record.update(self.static)
+        if self.export is not None:
+            self.export(None, record["level"], record)
         self.stream.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE).decode())
         self.stream.flush()
 
 
 _fast: list[_JsonLines | None] = [None]
+
+
+# -- OTLP export -----------------------------------------------------------------------
+
+# Fields that are not attributes: the body, severity, time, scope and trace context,
+# and structlog's bookkeeping for standard-library records.
+_NOT_ATTRIBUTES: Final = frozenset(
+    {"event", "level", "timestamp", "logger", "trace_id", "span_id", "_record", "_from_structlog"}
+)
+_SEVERITY: Final = {  # level -> (OTLP SeverityNumber, text as the SDK's logging handler sends it)
+    "debug": (5, "DEBUG"),
+    "info": (9, "INFO"),
+    "warning": (13, "WARN"),
+    "warn": (13, "WARN"),
+    "error": (17, "ERROR"),
+    "exception": (17, "ERROR"),
+    "critical": (21, "FATAL"),
+    "fatal": (21, "FATAL"),
+}
+_INT64: Final = range(-(2**63), 2**63)
+
+
+def _attribute(value: Any) -> Any:
+    """An OTLP attribute value: str/bool/int/float as is, anything else as JSON text."""
+    if isinstance(value, str | bool | float) or (isinstance(value, int) and value in _INT64):
+        return value
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # e.g. an int over 64 bits inside a list
+        return repr(value)
+
+
+def _hex_id(value: Any, digits: int) -> int:
+    if isinstance(value, str) and len(value) == digits:
+        try:
+            return int(value, 16)
+        except ValueError:
+            return 0
+    return 0
+
+
+class _OTLPExport:
+    """Processor that also sends each (redacted) event to an OpenTelemetry LoggerProvider.
+
+    Never raises and never recurses: events logged while exporting (the SDK's own
+    warnings, the HTTP client's debug lines under OpenTelemetry's
+    suppress-instrumentation context) are not exported.
+    """
+
+    def __init__(self, provider: Any, service: str, version: str, env: str) -> None:
+        from opentelemetry import trace
+        from opentelemetry._logs import SeverityNumber
+        from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, get_value
+
+        self.provider = provider
+        self._severity = SeverityNumber
+        self.resource_fields = {"service": service, "version": version, "env": env}
+        self._loggers: dict[str, Any] = {}
+        self._local = threading.local()
+        self._get_value = get_value
+        self._suppress_key = _SUPPRESS_INSTRUMENTATION_KEY
+        self._current_span = trace.get_current_span
+        self._trace = trace
+        self._failed = False
+
+    def __call__(
+        self, _: Any, method: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        if getattr(self._local, "busy", False) or self._get_value(self._suppress_key):
+            return event
+        record = event.get("_record")
+        name = str(event.get("logger") or (record.name if record is not None else "root"))
+        if name.startswith("opentelemetry"):
+            return event
+        self._local.busy = True
+        try:
+            self._emit(event, record, name, method)
+        except Exception as exc:  # log export must never break logging
+            if not self._failed:
+                self._failed = True
+                sys.stderr.write(f"glassbox: exporting logs over OTLP failed: {exc!r}\n")
+        finally:
+            self._local.busy = False
+        return event
+
+    def _emit(self, event: Mapping[str, Any], record: Any, name: str, method: str) -> None:
+        level = str(event.get("level") or method).lower()
+        number, text = _SEVERITY.get(level, (9, "INFO"))
+        attributes: dict[str, Any] = {}
+        for key, value in event.items():
+            if key in _NOT_ATTRIBUTES or self.resource_fields.get(key, _MISSING) == value:
+                continue
+            converted = _attribute(value)
+            if converted is not None:
+                attributes["exception.stacktrace" if key == "exception" else key] = converted
+        body = event.get("event")
+        logger = self._loggers.get(name)
+        if logger is None:
+            logger = self._loggers[name] = self.provider.get_logger(name)
+        logger.emit(
+            timestamp=int(record.created * 1e9) if record is not None else time.time_ns(),
+            context=self._context(event),
+            severity_number=self._severity(number),
+            severity_text=text,
+            body=body if isinstance(body, str) else _attribute(body),
+            attributes=attributes,
+        )
+
+    def _context(self, event: Mapping[str, Any]) -> Any:
+        """The line's own trace_id/span_id as the record's trace context."""
+        trace_id = _hex_id(event.get("trace_id"), 32)
+        span_id = _hex_id(event.get("span_id"), 16)
+        current = self._current_span().get_span_context()
+        if not (trace_id and span_id) or (
+            current.trace_id == trace_id and current.span_id == span_id
+        ):
+            return None  # the active span's context (the SDK's default)
+        t = self._trace
+        remote = t.SpanContext(trace_id, span_id, is_remote=True, trace_flags=t.TraceFlags(0))
+        return t.set_span_in_context(t.NonRecordingSpan(remote))
+
+
+_MISSING: Final = object()
+#: (configuration, export, whether glassbox created the provider) of the last call
+_otlp: list[tuple[tuple[str, ...], _OTLPExport, bool] | None] = [None]
+
+
+def _otlp_export(service: str, version: str, env: str) -> _OTLPExport | None:
+    """The OTLP log export for this configuration, if an endpoint is set and the SDK is here.
+
+    One LoggerProvider per (service, version, env, endpoints), reused by later calls;
+    a global SDK LoggerProvider the application installed is used instead of a new one.
+    """
+    endpoints = (
+        os.environ.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", ""),
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+    )
+    if not any(endpoints):
+        return None
+    try:
+        from opentelemetry._logs import get_logger_provider
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+        from opentelemetry.sdk.resources import Resource
+    except ImportError:  # pragma: no cover - otel is optional
+        return None
+    key = (service, version, env, *endpoints)
+    current = _otlp[0]
+    if current is not None and current[0] == key:
+        return current[1]
+    if current is not None and current[2]:  # flushing may wait on the network: not here
+        old = current[1].provider
+        threading.Thread(target=old.shutdown, name="glassbox-otlp-logs-shutdown").start()
+    installed = get_logger_provider()
+    owned = not isinstance(installed, LoggerProvider)
+    provider: Any = installed
+    if owned:
+        resource = Resource.create(
+            {"service.name": service, "service.version": version, "deployment.environment": env}
+        )
+        provider = LoggerProvider(resource=resource)
+        provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter()))
+    export = _OTLPExport(provider, service, version, env)
+    _otlp[0] = (key, export, owned)
+    return export
 
 
 class AccessLog:
