@@ -101,7 +101,7 @@ def test_uvicorn_service_exports_its_lines_with_trace_ids_and_no_secret(
         wait_for(arrived, 30, "the service's log lines at the collector")
     finally:
         stop_process(proc)
-    out = proc.stdout.read().decode() if proc.stdout else ""  # type: ignore[union-attr]
+    out = proc.stdout.read().decode() if proc.stdout else ""
     printed = [json.loads(line) for line in out.splitlines() if line.strip()]  # still all JSON
     assert "planted" not in out
 

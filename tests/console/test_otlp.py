@@ -100,7 +100,7 @@ def _tracing(endpoint: str, **exporter: object) -> tuple[TracerProvider, InMemor
     """A provider exporting to the collector, and a copy of every span it ended."""
     provider = TracerProvider(resource=Resource.create({"service.name": "shop"}))
     provider.add_span_processor(
-        BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces", **exporter))  # type: ignore[arg-type]
+        BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces", **exporter))  # type: ignore[call-overload]
     )
     copy = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(copy))

@@ -16,6 +16,7 @@ from glassbox.console.store import (
     Span,
     SpanEvent,
     TelemetryStore,
+    TraceSummary,
     level_number,
 )
 
@@ -157,7 +158,10 @@ def test_traces_filters(store: TelemetryStore) -> None:
             span(4, 5, start=30 * MS, duration_ms=1, service="front"),
         ]
     )
-    ids = lambda found: [t.trace_id for t in found]  # noqa: E731
+
+    def ids(found: list[TraceSummary]) -> list[str]:
+        return [t.trace_id for t in found]
+
     assert ids(store.traces()) == [tid(4), tid(3), tid(2), tid(1)]  # newest first
     assert ids(store.traces(limit=2)) == [tid(4), tid(3)]
     assert ids(store.traces(service="db")) == [tid(1)]  # any span's service counts
@@ -213,7 +217,10 @@ def test_search_logs_text_is_a_literal_case_insensitive_substring(store: Telemet
             record(10, message="Hauptstraße 1"),
         ]
     )
-    text = lambda t: [r.message for r in store.search_logs(text=t)]  # noqa: E731
+
+    def text(t: str) -> list[str]:
+        return [r.message for r in store.search_logs(text=t)]
+
     assert text("100%") == ["Disk 100% full"]
     assert text("DISK") == ["disk 1000 full", "Disk 100% full"]
     assert text("user_id") == ["user_id missing"]
@@ -260,7 +267,10 @@ def test_search_logs_by_trace_service_and_time(store: TelemetryStore) -> None:
             record(5, service="db"),
         ]
     )
-    times = lambda found: [(r.time_ns - NOW) // MS for r in found]  # noqa: E731
+
+    def times(found: list[LogRecord]) -> list[int]:
+        return [(r.time_ns - NOW) // MS for r in found]
+
     assert times(store.search_logs(trace_id=tid(7))) == [2, 1]
     assert times(store.search_logs(trace_id=tid(7).upper(), level="error")) == [2]
     assert times(store.search_logs(trace_id=tid(7), service="front")) == [1]
