@@ -21,6 +21,8 @@ if [ "$profile" = dev ]; then
       victoria-metrics; do
     command -v "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
   done
+  # the console's browser tests drive Debian's Chromium (no browser download)
+  [ -x /usr/bin/chromium ] || need_apt+=(chromium fonts-dejavu-core)
 fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"
@@ -58,4 +60,11 @@ if [ "$profile" = dev ]; then
     npm install --prefix .cache/schemas --no-audit --no-fund --ignore-scripts --loglevel=error \
       "$po_pkg@$po_version" >/dev/null
   fi
+fi
+
+# The console's chart library (uPlot, from npm, into .cache/console; not committed).
+if command -v npm >/dev/null 2>&1; then
+  bash scripts/console-assets.sh
+else
+  echo "setup: npm not found: the console shows values but no charts (install npm, rerun)"
 fi

@@ -114,6 +114,9 @@ def up(
     alertmanager_port: int = typer.Option(9093, help="Alertmanager port (0: any)."),
     inbox_port: int = typer.Option(9095, help="Notification inbox HTTP port (0: any)."),
     smtp_port: int = typer.Option(2525, help="Notification inbox SMTP port (0: any)."),
+    console_port: int = typer.Option(
+        9096, help="Console and OTLP/HTTP (logs, traces) port (0: any)."
+    ),
 ) -> None:
     """Run Prometheus, Alertmanager and the notification inbox on 127.0.0.1."""
     import signal
@@ -125,7 +128,7 @@ def up(
 
     stack = LocalStack(
         config,
-        ports=LocalPorts(prometheus_port, alertmanager_port, inbox_port, smtp_port),
+        ports=LocalPorts(prometheus_port, alertmanager_port, inbox_port, smtp_port, console_port),
         real_receivers=real_receivers,
         on_event=lambda name, message: typer.echo(f"{name}: {message}"),
     )
@@ -139,6 +142,8 @@ def up(
     typer.echo(f"Alertmanager  {stack.alertmanager_url}")
     if stack.inbox is not None:
         typer.echo(f"inbox         {stack.inbox.http_url}/api/deliveries")
+    if stack.console is not None:
+        typer.echo(f"console       {stack.console.url}   (OTLP/HTTP: {stack.console.url}/v1/...)")
     typer.echo(f"data in {stack.state}; Ctrl-C stops everything")
     try:
         done.wait()

@@ -51,6 +51,16 @@ def test_the_demo_closes_the_loop(tmp_path: Path) -> None:
     assert "req/s" in text
     assert "firing:" in text
     # every child (Redis, the shop, Prometheus, Alertmanager) is gone
+    # the shop's traces and logs reached the console's store over OTLP
+    from glassbox.console.store import TelemetryStore
+
+    with TelemetryStore(tmp_path / ".glassbox" / "data" / "telemetry.sqlite") as store:
+        traces = store.traces(service="shop", limit=5)
+        assert traces, "no trace reached the console"
+        spans = store.trace(traces[0].trace_id)
+        assert spans[0].name.startswith(("GET /api", "POST /api"))
+        error_lines = store.search_logs(level="error", service="shop", limit=5)
+        assert error_lines, "no error log line reached the console"
     leftover = []
     for child in psutil.Process().children(recursive=True):
         try:

@@ -36,13 +36,14 @@ def children_of(pid: int) -> list[psutil.Process]:
 
 def test_up_prints_urls_and_sigterm_leaves_nothing_behind(tmp_path: Path) -> None:
     (tmp_path / "glassbox.toml").write_text(CONFIG)
-    ports = [free_port() for _ in range(4)]
+    ports = [free_port() for _ in range(5)]
     log = tmp_path / "up.log"
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "glassbox", "up", "-c", "glassbox.toml",
             "--prometheus-port", str(ports[0]), "--alertmanager-port", str(ports[1]),
             "--inbox-port", str(ports[2]), "--smtp-port", str(ports[3]),
+            "--console-port", str(ports[4]),
         ],
         cwd=tmp_path,
         stdout=log.open("wb"),
@@ -54,6 +55,8 @@ def test_up_prints_urls_and_sigterm_leaves_nothing_behind(tmp_path: Path) -> Non
         assert f"Prometheus    http://127.0.0.1:{ports[0]}" in text
         assert f"Alertmanager  http://127.0.0.1:{ports[1]}" in text
         assert f"inbox         http://127.0.0.1:{ports[2]}/api/deliveries" in text
+        assert f"console       http://127.0.0.1:{ports[4]}" in text
+        assert httpx.get(f"http://127.0.0.1:{ports[4]}/", timeout=5).status_code == 200
         assert httpx.get(f"http://127.0.0.1:{ports[0]}/-/ready", timeout=5).status_code == 200
         children = children_of(proc.pid)
         names = " ".join(" ".join(c.cmdline()) for c in children)

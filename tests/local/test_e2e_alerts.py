@@ -73,7 +73,7 @@ receivers = ["team-slack"]
 def stack(tmp_path: Path) -> Iterator[LocalStack]:
     config = tmp_path / "glassbox.toml"
     config.write_text(CONFIG.format(port=9))  # nothing listens there: the service is down
-    s = LocalStack(config, ports=LocalPorts(0, 0, 0, 0))
+    s = LocalStack(config, ports=LocalPorts(0, 0, 0, 0, 0))
     s.start(watch=False)
     yield s
     s.stop()

@@ -152,7 +152,7 @@ def live(
     ]  # fmt: skip
     config = tmp_path / "glassbox.toml"
     config.write_text(CONFIG.format(**ports))
-    stack = LocalStack(config, ports=LocalPorts(0, 0, 0, 0), real_receivers=True)
+    stack = LocalStack(config, ports=LocalPorts(0, 0, 0, 0, 0), real_receivers=True)
     try:
         for port in ports.values():
             url = f"http://127.0.0.1:{port}/metrics"

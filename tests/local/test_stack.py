@@ -39,7 +39,7 @@ def make_stack(directory: Path, **kw: object) -> LocalStack:
     config = directory / "glassbox.toml"
     if not config.exists():
         config.write_text(CONFIG)
-    return LocalStack(config, ports=LocalPorts(0, 0, 0, 0), real_receivers=True, **kw)  # type: ignore[arg-type]
+    return LocalStack(config, ports=LocalPorts(0, 0, 0, 0, 0), real_receivers=True, **kw)  # type: ignore[arg-type]
 
 
 EVENTS: list[tuple[str, str]] = []
@@ -87,6 +87,15 @@ def test_up_runs_both_on_loopback_only_and_stops_cleanly(tmp_path: Path) -> None
             ]
             assert listening, pid
             assert all(addr.ip == "127.0.0.1" for addr in listening), listening
+        # the console answers, and takes OTLP/HTTP on the same port
+        assert httpx.get(f"{s.console_url}/", timeout=5).status_code == 200
+        otlp = httpx.post(
+            f"{s.console_url}/v1/traces",
+            content=b"",
+            headers={"content-type": "application/x-protobuf"},
+            timeout=5,
+        )
+        assert otlp.status_code == 200, otlp.text
         # the rules come from monitoring/, the same files production uses
         rules = httpx.get(f"{s.prometheus_url}/api/v1/rules", timeout=5).json()
         names = {r["name"] for g in rules["data"]["groups"] for r in g["rules"]}

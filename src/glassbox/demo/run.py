@@ -186,6 +186,8 @@ class Demo:
         self.stack: LocalStack | None = None
         self.redis_port = _free_port()
         self.service_port = _free_port()
+        # chosen up front: the shop sends its traces and logs to the console's OTLP port
+        self.ports = LocalPorts(0, 0, 0, 0, 0).resolved()
         self.started = 0.0
         self.results = [FaultResult(f) for f in TIMELINE if f.start < duration]
         self.readiness: list[tuple[float, int]] = []
@@ -221,6 +223,8 @@ class Demo:
         env = {
             **os.environ,
             "DEMO_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{self.ports.console}",
+            "OTEL_BSP_SCHEDULE_DELAY": "1000",
             "GLASSBOX_ACCESS_LOG": "false",
         }
         log = (self.workdir / "shop.log").open("ab")
@@ -241,7 +245,7 @@ class Demo:
         config.write_text(DEMO_CONFIG.format(port=self.service_port), encoding="utf-8")
         self.stack = LocalStack(
             config,
-            ports=LocalPorts(0, 0, 0, 0),
+            ports=self.ports,
             on_event=lambda name, message: self.say(f"  {name}: {message}"),
         )
         self.stack.start(watch=False)
@@ -323,6 +327,8 @@ class Demo:
                 f"   Alertmanager {self.stack.alertmanager_url}"
                 f"   inbox {self.stack.inbox.http_url}"
             )
+            if self.stack.console is not None:
+                self.say(f"  console {self.stack.console.url} (dashboards, alerts, inbox)")
             self.started = time.monotonic()
             self._traffic = threading.Thread(target=self._traffic_loop, daemon=True)
             self._traffic.start()

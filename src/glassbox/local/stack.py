@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import yaml
@@ -32,6 +32,9 @@ from glassbox.stack.components import collect
 from glassbox.stack.config import Secret, StackConfig, duration_seconds, load_config
 from glassbox.stack.render.alertmanager import InboxTarget, alertmanager_yml
 from glassbox.stack.render.prometheus import prometheus_yml
+
+if TYPE_CHECKING:
+    from starlette.types import Receive, Scope, Send
 
 __all__ = ["LocalPorts", "LocalStack", "find_binary"]
 
@@ -69,12 +72,13 @@ class LocalPorts:
     alertmanager: int = 9093
     inbox: int = 9095
     smtp: int = 2525
+    console: int = 9096
 
     def resolved(self) -> LocalPorts:
         return LocalPorts(
             *(
                 p or _free_port()
-                for p in (self.prometheus, self.alertmanager, self.inbox, self.smtp)
+                for p in (self.prometheus, self.alertmanager, self.inbox, self.smtp, self.console)
             )
         )
 
@@ -121,6 +125,8 @@ class LocalStack:
     config: StackConfig | None = None
     supervisor: Supervisor | None = None
     inbox: Any = None
+    store: Any = None
+    console: Any = None
     ready_seconds: dict[str, float] = field(default_factory=dict)
     _watch_stop: threading.Event = field(default_factory=threading.Event)
     _watcher: threading.Thread | None = None
@@ -271,12 +277,51 @@ class LocalStack:
         except BaseException:
             self._stop_inbox()
             raise
+        try:
+            self._start_console(config)
+        except BaseException:
+            self.stop()
+            raise
         if watch:
             self._watcher = threading.Thread(
                 target=self._watch_config, name="glassbox-config-watch", daemon=True
             )
             self._watcher.start()
         return self.ready_seconds
+
+    def _start_console(self, config: StackConfig) -> None:
+        """The console and its telemetry store, fed over OTLP/HTTP on the same port."""
+        from starlette.applications import Starlette
+
+        from glassbox.console.app import ConsoleServer, create_console
+        from glassbox.console.otlp import otlp_routes
+        from glassbox.console.store import TelemetryStore
+
+        self.store = TelemetryStore(self.data_dir / "telemetry.sqlite")
+        app = create_console(
+            prometheus_url=self.prometheus_url,
+            alertmanager_url=self.alertmanager_url,
+            inbox=self.inbox,
+            store=self.store,
+            dashboards_dir=self.output_dir(config) / "grafana" / "dashboards",
+            config=config,
+        )
+        # OTLP/HTTP (POST /v1/traces, /v1/logs) on the same port as the pages: one address
+        # to set as OTEL_EXPORTER_OTLP_ENDPOINT in the services. The console itself only
+        # answers GET and HEAD, so OTLP gets its own small app in front of it.
+        otlp = Starlette(routes=list(otlp_routes(self.store)))
+        paths = frozenset(route.path for route in otlp.routes if hasattr(route, "path"))
+
+        async def both(scope: Scope, receive: Receive, send: Send) -> None:
+            target = otlp if scope.get("path") in paths else app
+            await target(scope, receive, send)
+
+        self.console = ConsoleServer(both, port=self.ports.console).start()
+        self.on_event("console", f"ready on {self.console.url}")
+
+    @property
+    def console_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.console}"
 
     def reload(self) -> None:
         """Rebuild from the config and tell Prometheus and Alertmanager to reload."""
@@ -294,9 +339,17 @@ class LocalStack:
         self._watch_stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
+        if self.console is not None:
+            with contextlib.suppress(Exception):
+                self.console.stop()
+            self.console = None
         if self.supervisor is not None:
             self.supervisor.stop()
         self._stop_inbox()
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                self.store.close()
+            self.store = None
 
     def _stop_inbox(self) -> None:
         if self.inbox is not None:
