@@ -99,7 +99,7 @@ def glassbox_round(workdir: Path) -> tuple[float, float]:
     """(seconds from start() to both ready, of which building and writing files)."""
     config = workdir / "glassbox.toml"
     config.write_text(CONFIG)
-    stack = LocalStack(config, ports=LocalPorts(0, 0, 0, 0), real_receivers=True)
+    stack = LocalStack(config, ports=LocalPorts(0, 0, 0, 0, 0), real_receivers=True)
     began = time.monotonic()
     ready_at = stack.start(watch=False)
     total = time.monotonic() - began
@@ -111,7 +111,7 @@ def persistence(workdir: Path) -> tuple[bool, float]:
     """Whether samples from before a restart are answered after it, and the restart time."""
     config = workdir / "glassbox.toml"
     config.write_text(CONFIG)
-    first = LocalStack(config, ports=LocalPorts(0, 0, 0, 0), real_receivers=True)
+    first = LocalStack(config, ports=LocalPorts(0, 0, 0, 0, 0), real_receivers=True)
     first.start(watch=False)
     deadline = time.monotonic() + 30
     query = 'up{job="prometheus"}'
@@ -122,7 +122,7 @@ def persistence(workdir: Path) -> tuple[bool, float]:
         time.sleep(0.2)
     seen = time.time()
     first.stop()
-    second = LocalStack(config, ports=LocalPorts(0, 0, 0, 0), real_receivers=True)
+    second = LocalStack(config, ports=LocalPorts(0, 0, 0, 0, 0), real_receivers=True)
     began = time.monotonic()
     second.start(watch=False)
     restart = time.monotonic() - began
