@@ -10,6 +10,12 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+from tests.otlp import OTLPReceiver
 
 
 def free_port() -> int:
@@ -99,3 +105,22 @@ def _pg_ready(dsn: str) -> bool:
     except psycopg.OperationalError:
         return False
     return True
+
+
+@pytest.fixture
+def receiver() -> Iterator[OTLPReceiver]:
+    """A real OTLP/HTTP receiver in the test process."""
+    r = OTLPReceiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def provider(receiver: OTLPReceiver) -> Iterator[TracerProvider]:
+    """An SDK provider exporting every span at once to ``receiver``."""
+    p = TracerProvider(resource=Resource.create({"service.name": "svc"}))
+    p.add_span_processor(
+        SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{receiver.endpoint}/v1/traces"))
+    )
+    yield p
+    p.shutdown()

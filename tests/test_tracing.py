@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.sampling import Sampler
@@ -23,28 +19,7 @@ from starlette.types import Receive, Scope, Send
 import glassbox
 from glassbox.metrics.asgi import MetricsMiddleware
 from glassbox.tracing import parse_traceparent
-from tests.otlp import OTLPReceiver, attributes
-
-CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
-CALLER_SPAN = "00f067aa0ba902b7"
-TRACEPARENT = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
-
-
-@pytest.fixture
-def receiver() -> Iterator[OTLPReceiver]:
-    r = OTLPReceiver()
-    yield r
-    r.close()
-
-
-@pytest.fixture
-def provider(receiver: OTLPReceiver) -> Iterator[TracerProvider]:
-    p = TracerProvider(resource=Resource.create({"service.name": "svc"}))
-    p.add_span_processor(
-        SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{receiver.endpoint}/v1/traces"))
-    )
-    yield p
-    p.shutdown()
+from tests.otlp import CALLER_SPAN, CALLER_TRACE, TRACEPARENT, OTLPReceiver, attributes
 
 
 async def item(request: object) -> PlainTextResponse:
@@ -355,7 +330,6 @@ class _AttributeReadingSampler(Sampler):
 
 
 def _exported_span(sampler: Any = None, limits: Any = None) -> tuple[Any, Any]:
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     exporter = InMemorySpanExporter()

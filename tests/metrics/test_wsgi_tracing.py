@@ -4,42 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
 from flask import Flask
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from werkzeug.test import Client
 
 import glassbox
 from glassbox.tracing import parse_traceparent
-from tests.otlp import OTLPReceiver, attributes
-
-CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
-CALLER_SPAN = "00f067aa0ba902b7"
-TRACEPARENT = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
-
-
-@pytest.fixture
-def receiver() -> Iterator[OTLPReceiver]:
-    r = OTLPReceiver()
-    yield r
-    r.close()
-
-
-@pytest.fixture
-def provider(receiver: OTLPReceiver) -> Iterator[TracerProvider]:
-    p = TracerProvider(resource=Resource.create({"service.name": "svc"}))
-    p.add_span_processor(
-        SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{receiver.endpoint}/v1/traces"))
-    )
-    yield p
-    p.shutdown()
+from tests.otlp import CALLER_SPAN, CALLER_TRACE, TRACEPARENT, OTLPReceiver, attributes
 
 
 def get(client: Client, path: str, **kwargs: Any) -> Any:
