@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -127,152 +127,15 @@ class _Lab(BaseHTTPRequestHandler):
         pass
 
 
-# -- the telemetry store: the real one if it is there, else a fake of its interface ----------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FakeSpanEvent:
-    name: str
-    time_ns: int
-    attributes: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FakeSpan:
-    trace_id: str
-    span_id: str
-    parent_span_id: str | None = None
-    name: str
-    kind: str = "internal"
-    service: str
-    start_ns: int
-    end_ns: int
-    status_code: str = "unset"
-    status_message: str = ""
-    attributes: dict[str, Any] = field(default_factory=dict)
-    events: list[FakeSpanEvent] = field(default_factory=list)
-
-    @property
-    def duration_ms(self) -> float:
-        return max(0, self.end_ns - self.start_ns) / 1e6
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FakeLogRecord:
-    id: int = 0
-    time_ns: int
-    service: str
-    level: str = "info"
-    logger: str = ""
-    message: str
-    trace_id: str | None = None
-    span_id: str | None = None
-    attributes: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FakeTraceSummary:
-    trace_id: str
-    root_name: str
-    service: str
-    start_ns: int
-    duration_ms: float
-    span_count: int
-    error: bool
-
-
-_LEVELS = ("debug", "info", "warning", "error", "critical")
-
-
-class FakeStore:
-    """The TelemetryStore interface over two lists (used only if the real one is absent)."""
-
-    def __init__(self) -> None:
-        self.spans: list[Any] = []
-        self.logs: list[Any] = []
-
-    def add_spans(self, spans: list[Any]) -> None:
-        self.spans.extend(spans)
-
-    def add_logs(self, logs: list[Any]) -> None:
-        for record in logs:
-            self.logs.append(FakeLogRecord(**{**_fields(record), "id": len(self.logs) + 1}))
-
-    def search_logs(
-        self,
-        *,
-        level: str | None = None,
-        text: str | None = None,
-        trace_id: str | None = None,
-        service: str | None = None,
-        since_ns: int | None = None,
-        until_ns: int | None = None,
-        limit: int = 200,
-    ) -> list[Any]:
-        out = [
-            r for r in self.logs
-            if (level is None or _LEVELS.index(r.level) >= _LEVELS.index(level))
-            and (text is None or text.lower() in r.message.lower())
-            and (trace_id is None or r.trace_id == trace_id)
-            and (service is None or r.service == service)
-            and (since_ns is None or r.time_ns >= since_ns)
-            and (until_ns is None or r.time_ns <= until_ns)
-        ]  # fmt: skip
-        return sorted(out, key=lambda r: -r.time_ns)[:limit]
-
-    def traces(
-        self,
-        *,
-        service: str | None = None,
-        since_ns: int | None = None,
-        min_duration_ms: float | None = None,
-        errors_only: bool = False,
-        limit: int = 50,
-    ) -> list[FakeTraceSummary]:
-        out = []
-        for trace_id in {s.trace_id for s in self.spans}:
-            spans = self.trace(trace_id)
-            root = next((s for s in spans if not s.parent_span_id), spans[0])
-            start = min(s.start_ns for s in spans)
-            duration = (max(s.end_ns for s in spans) - start) / 1e6
-            error = any(s.status_code == "error" for s in spans)
-            if service is not None and root.service != service:
-                continue
-            if since_ns is not None and start < since_ns:
-                continue
-            if min_duration_ms is not None and duration < min_duration_ms:
-                continue
-            if errors_only and not error:
-                continue
-            out.append(FakeTraceSummary(trace_id=trace_id, root_name=root.name,
-                                        service=root.service, start_ns=start,
-                                        duration_ms=duration, span_count=len(spans),
-                                        error=error))  # fmt: skip
-        return sorted(out, key=lambda t: -t.start_ns)[:limit]
-
-    def trace(self, trace_id: str) -> list[Any]:
-        return sorted((s for s in self.spans if s.trace_id == trace_id), key=lambda s: s.start_ns)
-
-    def services(self) -> list[str]:
-        return sorted({s.service for s in self.spans} | {r.service for r in self.logs})
-
-
-def _fields(obj: Any) -> dict[str, Any]:
-    return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
+# -- the telemetry store ----------------------------------------------------------------
 
 
 def make_store() -> Any:
     """A store seeded with two traces and their logs (times: the last minute)."""
-    try:
-        from glassbox.console.store import LogRecord, Span, SpanEvent, TelemetryStore
-    except ImportError:
-        store: Any = FakeStore()
-        log_cls: Any = FakeLogRecord
-        span_cls: Any = FakeSpan
-        event_cls: Any = FakeSpanEvent
-    else:
-        store = TelemetryStore(":memory:")
-        log_cls, span_cls, event_cls = LogRecord, Span, SpanEvent
+    from glassbox.console.store import LogRecord, Span, SpanEvent, TelemetryStore
+
+    store = TelemetryStore(":memory:")
+    log_cls, span_cls, event_cls = LogRecord, Span, SpanEvent
     t0 = time.time_ns() - 30 * 10**9
     ms = 10**6
     spans = [
