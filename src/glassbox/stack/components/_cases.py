@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from glassbox.stack.model import AlertCase, Expected, Series
+from glassbox.stack.model import Alert, AlertCase, Expected, Series
 
-__all__ = ["case", "const", "counter", "expect", "samples", "selector"]
+__all__ = ["case", "const", "counter", "expect", "fire_and_quiet", "samples", "selector"]
 
 
 def selector(metric: str, **labels: str) -> str:
@@ -48,3 +48,33 @@ def _duration(seconds: int) -> str:
 
 def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def fire_and_quiet(
+    name: str,
+    expr: str,
+    for_: str,
+    severity: str,
+    summary: str,
+    description: str,
+    *,
+    fire: list[Series],
+    quiet: list[Series],
+    value: float,
+    labels: dict[str, str],
+    at: int = 20,
+) -> Alert:
+    """An alert with one case that fires (with ``labels`` and ``value``) and one quiet case."""
+    return Alert(
+        name,
+        expr,
+        for_,
+        severity,  # type: ignore[arg-type]
+        summary,
+        description,
+        cases=(
+            case("fires", fire, at, expect(value, **labels)),
+            case("quiet", quiet, at),
+        ),
+        expr_labels=tuple(labels),
+    )

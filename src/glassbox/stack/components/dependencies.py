@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from glassbox.stack.components._cases import case, const, counter, expect
+from glassbox.stack.components._cases import case, const, counter, expect, fire_and_quiet
 from glassbox.stack.config import Dependency, StackConfig
 from glassbox.stack.model import (
     Alert,
@@ -54,18 +54,18 @@ def _gauge_alert(
     at: int = 20,
 ) -> Alert:
     """An alert with one firing and one quiet case, labelled (dependency, instance)."""
-    return Alert(
+    return fire_and_quiet(
         name,
         expr,
         for_,
-        severity,  # type: ignore[arg-type]
+        severity,
         summary,
         description,
-        cases=(
-            case("fires", fire, at, expect(value, dependency=dep.name, instance=INSTANCE)),
-            case("quiet", quiet, at),
-        ),
-        expr_labels=("dependency", "instance"),
+        fire=fire,
+        quiet=quiet,
+        value=value,
+        labels={"dependency": dep.name, "instance": INSTANCE},
+        at=at,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from glassbox.stack.components._cases import case, const, counter, expect
+from glassbox.stack.components._cases import const, counter, fire_and_quiet
 from glassbox.stack.config import StackConfig
 from glassbox.stack.model import (
     Alert,
@@ -34,18 +34,17 @@ def _alert(
     quiet: list[Series],
     value: float,
 ) -> Alert:
-    return Alert(
+    return fire_and_quiet(
         name,
         expr,
         for_,
-        severity,  # type: ignore[arg-type]
+        severity,
         summary,
         description,
-        cases=(
-            case("fires", fire, 20, expect(value, job=job, instance="localhost:9090")),
-            case("quiet", quiet, 20),
-        ),
-        expr_labels=("job", "instance"),
+        fire=fire,
+        quiet=quiet,
+        value=value,
+        labels={"job": job, "instance": "localhost:9090"},
     )
 
 
