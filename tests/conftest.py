@@ -42,6 +42,24 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def start_log_app(port: int, **env: str) -> subprocess.Popen[bytes]:
+    """tests/log_app.py under a real uvicorn on 127.0.0.1, its output piped, JSON logs."""
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "tests.log_app:app", "--host", "127.0.0.1",
+         "--port", str(port)],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root), "GLASSBOX_LOG_FORMAT": "json",
+             **env},
+    )  # fmt: skip
+
+
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
     """SIGTERM the process group, then SIGKILL if it does not go away."""
     if proc.poll() is not None:

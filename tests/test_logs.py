@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import free_port, port_open, stop_process, wait_for
+from tests.conftest import free_port, port_open, start_log_app, stop_process, wait_for
 
-ROOT = Path(__file__).resolve().parents[1]
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE}-00f067aa0ba902b7-01"
 
@@ -20,23 +16,7 @@ TRACEPARENT = f"00-{TRACE}-00f067aa0ba902b7-01"
 @pytest.mark.slow
 def test_uvicorn_service_prints_only_json_with_matching_trace_ids() -> None:
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "tests.log_app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "GLASSBOX_LOG_FORMAT": "json"},
-    )
+    proc = start_log_app(port)
     try:
         wait_for(lambda: port_open(port), 30, "uvicorn to listen")
         base = f"http://127.0.0.1:{port}"

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,10 +18,9 @@ import structlog
 
 from glassbox import logs
 from glassbox.console.store import LogRecord
-from tests.conftest import free_port, port_open, stop_process, wait_for
+from tests.conftest import free_port, port_open, start_log_app, stop_process, wait_for
 from tests.console.test_otlp import Collector
 
-ROOT = Path(__file__).resolve().parents[1]
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE}-00f067aa0ba902b7-01"
 FAILING_TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -44,29 +41,11 @@ def test_uvicorn_service_exports_its_lines_with_trace_ids_and_no_secret(
     collector: Collector,
 ) -> None:
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "tests.log_app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "PYTHONPATH": str(ROOT),
-            "GLASSBOX_LOG_FORMAT": "json",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
-            "OTEL_BLRP_SCHEDULE_DELAY": "100",  # ms: the batch goes out soon after a line
-            "OTEL_BSP_SCHEDULE_DELAY": "100",
-        },
+    proc = start_log_app(
+        port,
+        OTEL_EXPORTER_OTLP_ENDPOINT=collector.endpoint,
+        OTEL_BLRP_SCHEDULE_DELAY="100",  # ms: the batch goes out soon after a line
+        OTEL_BSP_SCHEDULE_DELAY="100",
     )
     try:
         wait_for(lambda: port_open(port), 30, "uvicorn to listen")
