@@ -7,6 +7,7 @@ any step found one. Steps that run a tool work on a temporary copy of the output
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -217,8 +218,6 @@ def _substitute(expr: str) -> str:
     """Dashboard variables replaced so the query parses as PromQL."""
     out = expr.replace("$__rate_interval", "5m").replace("${__rate_interval}", "5m")
     out = out.replace("$__interval", "1m").replace("$__range", "1h")
-    import re
-
     return re.sub(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?", ".*", out)
 
 
