@@ -46,9 +46,13 @@ def _sli(service: Service, slo: Slo, window: str) -> tuple[str, str]:
     sel = f'service="{service.name}"'
     if slo.kind == "availability":
         total = c.requests_total.name
+        all_rate = f"sum by (service) (rate({total}{{{sel}}}[{window}]))"
+        # a service without a single 5xx has an error rate of 0, not none: without the
+        # `or`, the budget and burn-rate series vanish exactly when all is well
         return (
-            f'sum by (service) (rate({total}{{{sel},status=~"5.."}}[{window}]))',
-            f"sum by (service) (rate({total}{{{sel}}}[{window}]))",
+            f'sum by (service) (rate({total}{{{sel},status=~"5.."}}[{window}]))'
+            f" or 0 * {all_rate}",
+            all_rate,
         )
     assert slo.threshold is not None
     duration = c.request_duration.name

@@ -1,0 +1,103 @@
+"""Keiko end to end: its service, real PostgreSQL and Redis with their exporters,
+node_exporter, and the stack from examples/keiko/glassbox.toml.
+
+The Keiko docs' checks and alerts, proven: the three health endpoints, every dashboard
+query answering, 5xx and latency alerts, and a datastore outage paging through Slack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import wait_for
+from tests.examples.harness import ExampleRun, needs_exporters, rehearse, running
+from tests.local.conftest import needs_stack
+
+pytestmark = [needs_stack, needs_exporters, pytest.mark.slow]
+
+
+@pytest.fixture
+def keiko(
+    tmp_path: Path, redis_server: Any, postgres_server: Any
+) -> Iterator[tuple[ExampleRun, str]]:
+    with running("keiko", tmp_path) as run:
+        base = run.service(
+            "keiko",
+            "keiko",
+            {"KEIKO_DATABASE_URL": postgres_server.dsn, "KEIKO_REDIS_URL": redis_server.url},
+        )
+        config = rehearse(
+            "keiko",
+            services={"keiko-backend": [base.removeprefix("http://")]},
+            dependencies={
+                "db": [run.postgres_exporter(postgres_server.dsn)],
+                "cache": [run.redis_exporter(redis_server.url)],
+                "host": [run.node_exporter()],
+            },
+            output=tmp_path / "monitoring",
+        )
+        run.start_stack(config)
+        yield run, base
+
+
+def test_keiko_health_dashboards_and_alerts(
+    keiko: tuple[ExampleRun, str], redis_server: Any, postgres_server: Any
+) -> None:
+    run, base = keiko
+    client = httpx.Client(base_url=base, timeout=10)
+    # the three endpoints of the Keiko docs
+    assert client.get("/health/live").status_code == 200
+    ready = client.get("/health/ready")
+    assert ready.status_code == 200, ready.text
+    assert ready.headers["content-type"].startswith("application/health+json")
+    assert client.get("/health").json()["status"] in ("pass", "warn")
+
+    agent = client.post("/api/agents", json={"name": "planner"})
+    assert agent.status_code == 201, agent.text
+    agent_id = agent.json()["id"]
+    traffic = run.drive(
+        base,
+        [
+            ("POST", "/api/agents", {"name": "helper"}),
+            ("POST", "/api/agents", {"name": "Not A Valid Name"}),  # a failed registration
+            ("GET", "/api/agents", None),
+            ("GET", f"/api/agents/{agent_id}", None),
+            ("POST", f"/api/agents/{agent_id}/operations/start", None),
+            ("POST", "/api/chat", {"agent_id": agent_id, "message": "hello"}),
+        ],
+    )
+
+    # every dashboard query of every generated board returns data; a few unhandled
+    # exceptions feed the exception panels
+    client.put("/admin/faults", json={"route": "/api/agents/{agent_id}", "raise_ratio": 0.1})
+    try:
+        wait_for(lambda: not run.empty_panels(), 120, "every dashboard panel to have data")
+    except AssertionError:
+        raise AssertionError("\n".join(run.empty_panels())) from None
+    assert traffic.sent > 0
+    client.delete("/admin/faults")
+
+    # 5xx on the chat route and slow registrations, at once
+    faults = client.put("/admin/faults", json={"route": "/api/chat", "error_ratio": 1.0})
+    assert faults.status_code == 200, faults.text
+    client.put("/admin/faults", json={"route": "/api/agents", "latency": 1.5})
+    run.wait_notified("ServiceHighErrorRatio", {"slack"}, service="keiko-backend",
+                      severity="critical")  # fmt: skip
+    run.wait_notified("ServiceLatencyP95High", {"slack"}, service="keiko-backend",
+                      severity="warning")  # fmt: skip
+    client.delete("/admin/faults")
+
+    # Redis and PostgreSQL go away: readiness fails, liveness does not, both page
+    redis_server.kill()
+    postgres_server.stop()
+    assert client.get("/health/live").status_code == 200
+    wait_for(lambda: client.get("/health/ready").status_code == 503, 10, "readiness to fail")
+    run.wait_notified("RedisDown", {"slack"}, dependency="cache")
+    run.wait_notified("PostgresDown", {"slack"}, dependency="db")
+    run.wait_notified("DependencyUnhealthy", {"slack"}, service="keiko-backend", check="redis")
+    run.wait_notified("DependencyUnhealthy", {"slack"}, service="keiko-backend", check="postgres")
