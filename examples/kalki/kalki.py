@@ -1,0 +1,232 @@
+"""Kalki v2.4: retrieval-augmented answers over ingested documents, monitored with glassbox.
+
+Run (after ``./scripts/setup.sh``)::
+
+    KALKI_DATABASE_URL=postgresql://kalki@127.0.0.1:5432/kalki \\
+    KALKI_LLM_URL=http://127.0.0.1:8081 \\
+    .venv/bin/uvicorn --factory --app-dir examples/kalki kalki:create_app \\
+        --host 127.0.0.1 --port 8000
+
+Environment:
+
+``KALKI_DATABASE_URL``  PostgreSQL: documents and sessions (critical for readiness)
+``KALKI_LLM_URL``       an OpenAI-style chat-completions API; its ``/health`` is a
+                        non-critical check, so an LLM outage degrades Kalki (``warn``, 200)
+                        instead of taking it out of the load balancer
+``KALKI_REDIS_URL``     optional answer cache (non-critical)
+``KALKI_QDRANT_URL``    optional vector database (critical when set)
+``GLASSBOX_TRACE_SAMPLE_RATIO`` defaults to 0.1 here: 10 % of traces, parent-based
+``GLASSBOX_EXAMPLE_FAULTS=1`` adds ``/admin/faults`` for the end-to-end test
+
+Metrics (``kalki`` namespace): ``kalki_requests_total{method,route,status}``,
+``kalki_request_duration_seconds``, ``kalki_requests_in_progress``; business:
+``kalki_queries_processed_total``, ``kalki_documents_ingested_total``,
+``kalki_sessions_active``, ``kalki_errors_total{error_type}``,
+``kalki_llm_errors_total{provider}``, ``kalki_db_errors_total``,
+``kalki_llm_tokens_total{provider,kind}`` and, per LLM call,
+``kalki_llm_requests_total{provider,status}`` with
+``kalki_llm_requests_duration_seconds{provider}``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, Depends, FastAPI, HTTPException
+from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel
+
+import glassbox
+from glassbox.demo.faults import ADMIN_PATH, Faults
+from glassbox.health import checks
+
+PROVIDER = "openai"  # one of a few providers: a bounded label
+ERROR_TYPES = ("llm", "db", "validation", "not_found")  # a fixed enumeration, never class names
+
+metrics = glassbox.REGISTRY
+queries = metrics.counter("queries_processed", "Queries answered.", namespace="kalki")
+documents = metrics.counter("documents_ingested", "Documents ingested.", namespace="kalki")
+sessions_active = metrics.gauge(
+    "sessions_active", "Active user sessions.", namespace="kalki", mode="sum"
+)
+errors = metrics.counter(
+    "errors", "Errors by type.", ["error_type"], namespace="kalki", label_cap=20
+)
+llm_errors = metrics.counter(
+    "llm_errors", "LLM call errors.", ["provider"], namespace="kalki", label_cap=10
+)
+db_errors = metrics.counter("db_errors", "Database errors.", namespace="kalki")
+llm_tokens = metrics.counter(
+    "llm_tokens", "LLM tokens used.", ["provider", "kind"], namespace="kalki", label_cap=20
+)
+# known label values start at 0, so a first error is a rise, not a series appearing
+for _error_type in ERROR_TYPES:
+    errors.labels(_error_type)
+llm_errors.labels(PROVIDER)
+
+
+class Query(BaseModel):
+    question: str
+    session_id: str | None = None
+
+
+class Document(BaseModel):
+    title: str
+    text: str
+
+
+class LlmError(RuntimeError):
+    """The LLM API failed or answered nonsense."""
+
+
+def create_app() -> FastAPI:
+    database_url = os.environ["KALKI_DATABASE_URL"]
+    llm_url = os.environ["KALKI_LLM_URL"].rstrip("/")
+    redis_url = os.environ.get("KALKI_REDIS_URL")
+    qdrant_url = os.environ.get("KALKI_QDRANT_URL")
+    pool = AsyncConnectionPool(database_url, min_size=1, max_size=5, open=False, timeout=2)
+    llm = httpx.AsyncClient(base_url=llm_url, timeout=30)
+    faults = Faults()
+    sessions: set[str] = set()
+
+    @metrics.measured(
+        "llm_requests",
+        {"provider": PROVIDER},
+        namespace="kalki",
+        buckets=(0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0),
+    )
+    async def complete(prompt: str) -> str:
+        response = await llm.post(
+            "/v1/chat/completions",
+            json={"model": "kalki-rag", "messages": [{"role": "user", "content": prompt}]},
+        )
+        if response.status_code != 200:
+            raise LlmError(f"LLM API answered {response.status_code}")
+        body = response.json()
+        usage = body.get("usage", {})
+        llm_tokens.inc(usage.get("prompt_tokens", 0), PROVIDER, "prompt")
+        llm_tokens.inc(usage.get("completion_tokens", 0), PROVIDER, "completion")
+        return str(body["choices"][0]["message"]["content"])
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await pool.open(wait=False)
+        try:
+            async with pool.connection(timeout=10) as conn:
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS documents (id text PRIMARY KEY,"
+                    " title text NOT NULL, body text NOT NULL)"
+                )
+        except Exception:  # readiness reports it; the service still starts
+            db_errors.inc()
+        yield
+        await llm.aclose()
+        await pool.close()
+
+    app = FastAPI(title="kalki", lifespan=lifespan)
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(faults.inject)])
+
+    def fail(status: int, error_type: str, detail: str) -> HTTPException:
+        errors.inc(1, error_type)
+        return HTTPException(status_code=status, detail=detail)
+
+    async def context_for(question: str) -> list[str]:
+        words = [w for w in question.lower().split() if len(w) > 4][:5] or [question.lower()]
+        try:
+            async with pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT title FROM documents WHERE lower(body) LIKE ANY(%s) LIMIT 3",
+                    ([f"%{w}%" for w in words],),
+                )
+                return [row[0] for row in await cur.fetchall()]
+        except Exception:
+            db_errors.inc()
+            raise fail(503, "db", "document store unavailable") from None
+
+    @api.post("/query")
+    async def query(request: Query) -> dict[str, Any]:
+        context = await context_for(request.question)
+        try:
+            answer = await complete(f"context: {context}\nquestion: {request.question}")
+        except (LlmError, httpx.HTTPError):
+            llm_errors.inc(1, PROVIDER)
+            raise fail(502, "llm", "the language model is unavailable") from None
+        queries.inc()
+        return {"answer": answer, "sources": context}
+
+    @api.post("/documents", status_code=201)
+    async def ingest(document: Document) -> dict[str, str]:
+        if not document.text.strip():
+            raise fail(422, "validation", "empty document")
+        document_id = uuid.uuid4().hex[:12]
+        try:
+            async with pool.connection() as conn:
+                await conn.execute(
+                    "INSERT INTO documents (id, title, body) VALUES (%s, %s, %s)",
+                    (document_id, document.title, document.text),
+                )
+        except Exception:
+            db_errors.inc()
+            raise fail(503, "db", "document store unavailable") from None
+        documents.inc()
+        return {"id": document_id}
+
+    @api.get("/documents/{document_id}")
+    async def get_document(document_id: str) -> dict[str, str]:
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id, title FROM documents WHERE id = %s", (document_id,)
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise fail(404, "not_found", "no such document")
+        return {"id": row[0], "title": row[1]}
+
+    @api.post("/sessions", status_code=201)
+    async def open_session() -> dict[str, str]:
+        session_id = uuid.uuid4().hex  # never a label: it only appears inside the route
+        sessions.add(session_id)
+        sessions_active.set(len(sessions))
+        return {"id": session_id}
+
+    @api.get("/sessions/{session_id}/history")
+    async def history(session_id: str) -> dict[str, Any]:
+        if session_id not in sessions:
+            raise fail(404, "not_found", "no such session")
+        return {"id": session_id, "turns": []}
+
+    @api.delete("/sessions/{session_id}", status_code=204)
+    async def close_session(session_id: str) -> None:
+        sessions.discard(session_id)
+        sessions_active.set(len(sessions))
+
+    app.include_router(api)
+    exclude = []
+    if os.environ.get("GLASSBOX_EXAMPLE_FAULTS") == "1":
+        app.include_router(faults.router())
+        exclude.append(ADMIN_PATH)
+
+    health: list[checks.Check] = [
+        checks.Postgres(pool),
+        checks.Http(f"{llm_url}/health", name="llm-api", critical=False),
+        checks.Disk("/", warn=0.85, fail=0.95, critical=False),
+    ]
+    if qdrant_url:
+        health.append(checks.Qdrant(qdrant_url, name="vector-db"))
+    if redis_url:
+        health.append(checks.Redis(url=redis_url, critical=False))
+    glassbox.instrument(
+        app,
+        service="kalki",
+        namespace="kalki",
+        version="2.4.0",
+        trace_sample_ratio=float(os.environ.get("GLASSBOX_TRACE_SAMPLE_RATIO", "0.1")),
+        health=health,
+        exclude=exclude,
+    )
+    return app
