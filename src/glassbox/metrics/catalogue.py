@@ -33,6 +33,8 @@ DEFAULT_BUCKETS: Final[tuple[float, ...]] = (
     5.0,
     10.0,
 )
+#: Default buckets of outgoing requests: the RED ones plus 30 s and 60 s (LLM calls).
+CLIENT_BUCKETS: Final[tuple[float, ...]] = (*DEFAULT_BUCKETS, 30.0, 60.0)
 #: HTTP methods kept as label values; any other method becomes ``OTHER_METHOD``.
 STANDARD_METHODS: Final[frozenset[str]] = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
@@ -259,7 +261,7 @@ class ClientCatalogue:
     """Metrics of outgoing HTTP requests: ``<prefix>_client_*``, prefix as for RED."""
 
     prefix: str = DEFAULT_PREFIX
-    buckets: tuple[float, ...] = DEFAULT_BUCKETS
+    buckets: tuple[float, ...] = CLIENT_BUCKETS
 
     @property
     def requests_total(self) -> MetricSpec:
@@ -290,7 +292,7 @@ def client_catalogue(
 ) -> ClientCatalogue:
     """The client catalogue for a namespace (``kato`` gives ``kato_client_requests_total``)."""
     prefix = check_metric_name(namespace, where="namespace") if namespace else DEFAULT_PREFIX
-    bounds = check_buckets(buckets) if buckets is not None else DEFAULT_BUCKETS
+    bounds = check_buckets(buckets) if buckets is not None else CLIENT_BUCKETS
     return ClientCatalogue(prefix=prefix, buckets=bounds)
 
 
