@@ -14,6 +14,7 @@ from glassbox.exceptions import (
     MetricNameError,
 )
 from glassbox.metrics.business import Counter, Gauge, Histogram
+from glassbox.metrics.client import instrument_client
 from glassbox.metrics.registry import REGISTRY, Registry
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "Settings",
     "__version__",
     "instrument",
+    "instrument_client",
 ]

@@ -57,13 +57,19 @@ def _is_asgi(app: Any) -> bool:
     return inspect.iscoroutinefunction(call)
 
 
-def _add_process_collectors(registry: Registry) -> None:
+def _add_process_collectors(registry: Registry, *, workers: bool) -> None:
+    """``process_*``, ``python_info`` and the memory limit; with ``workers`` the
+    ``process_*`` values come from the workers' snapshots instead (multiprocess.py)."""
     if getattr(registry, "_glassbox_process", False):
         return
     from prometheus_client import PlatformCollector, ProcessCollector
 
-    registry.register_collector(ProcessCollector(registry=None))
+    from glassbox.metrics.process import MemoryLimitCollector
+
+    if not workers:
+        registry.register_collector(ProcessCollector(registry=None))
     registry.register_collector(PlatformCollector(registry=None))
+    registry.register_collector(MemoryLimitCollector())
     registry._glassbox_process = True  # type: ignore[attr-defined]
 
 
@@ -139,14 +145,14 @@ def instrument(
     reg.set_info(settings.service, settings.version, settings.env)
     reg.red_store(catalogue)  # claim the RED names now, not at the first request
     mp_dir = _multiprocess_dir(settings)
-    if settings.process_metrics and mp_dir is None:
-        _add_process_collectors(reg)
+    if settings.process_metrics:
+        _add_process_collectors(reg, workers=mp_dir is not None)
 
     source: Source = reg
     if mp_dir is not None:
         from glassbox.metrics.multiprocess import MultiprocessExposition
 
-        source = MultiprocessExposition(reg, mp_dir)
+        source = MultiprocessExposition(reg, mp_dir, process_metrics=settings.process_metrics)
 
     if settings.logs:
         configure_logging(

@@ -172,3 +172,110 @@ def test_a_dependency_that_never_answers_costs_timeout_plus_100ms(silent_server:
             assert response.status_code == 503
             entries = response.json()["checks"]
             assert {e[0]["status"] for e in entries.values()} == {"fail"}
+
+
+def test_postgres_with_a_sync_psycopg_pool_runs_in_a_thread_outage_and_recovery(
+    postgres_server: object,
+) -> None:
+    from psycopg_pool import ConnectionPool
+
+    dsn = postgres_server.dsn  # type: ignore[attr-defined]
+    with ConnectionPool(dsn, min_size=1, max_size=2, timeout=2) as pool:
+        check = checks.Postgres(pool, timeout=0.5)
+        assert check.runs_in_thread
+        with Served(check) as served:
+            body = served.get("/health/detailed").json()
+            assert body["checks"]["postgres:responseTime"][0]["status"] == "pass"
+            _outage_and_recovery(served, postgres_server, 0.5)
+
+
+def _backends(dsn: str) -> int:
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def test_postgres_with_a_sync_connection_and_a_connection_function(
+    postgres_server: object,
+) -> None:
+    import functools
+
+    import psycopg
+
+    dsn = postgres_server.dsn  # type: ignore[attr-defined]
+    with psycopg.connect(dsn) as conn:
+        shared = checks.Postgres(conn, name="shared")
+        opener = checks.Postgres(functools.partial(psycopg.connect, dsn), name="opener")
+        assert shared.runs_in_thread
+        assert opener.runs_in_thread
+        runner = glassbox.health.HealthRunner(
+            [shared, opener], registry=glassbox.Registry(), pass_ttl=0
+        )
+        before = _backends(dsn)
+        for _ in range(5):
+            results = asyncio.run(runner.run(runner.checks))
+            assert {r.status.value for r in results.values()} == {"pass"}
+        # the app's connection is left outside any transaction; opened ones are closed
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert _backends(dsn) == before
+
+
+def test_postgres_with_an_async_psycopg_connection(postgres_server: object) -> None:
+    import psycopg
+
+    dsn = postgres_server.dsn  # type: ignore[attr-defined]
+
+    async def main() -> str:
+        conn = await psycopg.AsyncConnection.connect(dsn)
+        try:
+            check = checks.Postgres(conn)
+            assert not check.runs_in_thread
+            runner = glassbox.health.HealthRunner([check], registry=glassbox.Registry())
+            return (await runner.run(runner.checks))["postgres"].status.value
+        finally:
+            await conn.close()
+
+    assert asyncio.run(main()) == "pass"
+
+
+def test_postgres_with_a_sqlalchemy_engine(postgres_server: object) -> None:
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    dsn = postgres_server.dsn.replace("postgresql://", "postgresql+psycopg://")  # type: ignore[attr-defined]
+    engine = sqlalchemy.create_engine(dsn, pool_size=1)
+    try:
+        check = checks.Postgres(engine)
+        assert check.runs_in_thread
+        runner = glassbox.health.HealthRunner([check], registry=glassbox.Registry())
+        assert asyncio.run(runner.run(runner.checks))["postgres"].status.value == "pass"
+    finally:
+        engine.dispose()
+
+
+def test_postgres_rejects_what_it_cannot_query() -> None:
+    with pytest.raises(glassbox.ConfigurationError, match="cannot run SELECT 1 on a str"):
+        checks.Postgres("postgresql://localhost/db")
+
+
+def test_a_sync_pool_whose_server_never_answers_fails_within_the_timeout(
+    silent_server: int,
+) -> None:
+    from psycopg_pool import ConnectionPool
+
+    timeout = 0.4
+    dsn = f"postgresql://x@127.0.0.1:{silent_server}/db?connect_timeout=2"
+    pool = ConnectionPool(dsn, min_size=1, open=False)
+    pool.open(wait=False)
+    try:
+        with Served(checks.Postgres(pool, timeout=timeout)) as served:
+            for _ in range(3):
+                t0 = time.perf_counter()
+                response = served.get("/health/ready")
+                assert time.perf_counter() - t0 < timeout + 0.1
+                assert response.status_code == 503
+    finally:
+        pool.close(timeout=0)

@@ -8,6 +8,7 @@ import pytest
 
 import glassbox
 from glassbox.exceptions import ConfigurationError, DuplicateMetricError, MetricNameError
+from glassbox.metrics.business import Timer
 from tests.metrics.helpers import parse, value
 
 
@@ -135,3 +136,145 @@ def test_red_names_cannot_be_taken_by_business_metrics(registry: glassbox.Regist
     glassbox.instrument(Starlette(), service="svc", registry=registry)
     with pytest.raises(DuplicateMetricError, match="RED"):
         registry.counter("http_requests", "clash")
+
+
+def test_histogram_time_as_context_manager_and_decorator(registry: glassbox.Registry) -> None:
+    latency = registry.histogram("step_seconds", "Steps.", ["step"], buckets=(0.05, 10))
+
+    with latency.time("parse") as timer:
+        assert isinstance(timer, Timer)
+    with pytest.raises(KeyError), latency.time("parse"):
+        raise KeyError("observed all the same")
+
+    @latency.time("load")
+    def load(n: int) -> int:
+        return n * 2
+
+    @latency.time(step="fetch")
+    async def fetch() -> str:
+        async with latency.time("nested"):
+            await asyncio.sleep(0.06)
+        return "page"
+
+    assert load(2) == 4
+    assert load(3) == 6
+    assert asyncio.run(fetch()) == "page"
+    assert asyncio.iscoroutinefunction(fetch)
+    assert load.__name__ == "load"
+    samples = parse(registry.render())
+    assert value(samples, "step_seconds_count", step="parse") == 2
+    assert value(samples, "step_seconds_count", step="load") == 2
+    assert value(samples, "step_seconds_count", step="fetch") == 1
+    # the sleep puts both fetch and nested above the 50 ms bucket
+    assert value(samples, "step_seconds_bucket", step="fetch", le="0.05") == 0
+    assert value(samples, "step_seconds_bucket", step="nested", le="0.05") == 0
+    assert value(samples, "step_seconds_bucket", step="nested", le="10.0") == 1
+
+
+def test_histogram_time_unlabelled_child_and_label_cap(registry: glassbox.Registry) -> None:
+    total = registry.histogram("run_seconds", "Runs.")
+    with total.time():
+        pass
+    per_user = registry.histogram("user_seconds", "Per user.", ["user"], label_cap=2)
+    for user in ("a", "b", "c", "d"):
+        with per_user.labels(user).time():
+            pass
+    with per_user.time("e"):
+        pass
+    samples = parse(registry.render())
+    assert value(samples, "run_seconds_count") == 1
+    assert value(samples, "user_seconds_count", user="__overflow__") == 3
+    assert value(samples, "glassbox_label_overflow_total", metric="user_seconds", label="user") == 3
+    with pytest.raises(ValueError, match="label values"):
+        per_user.time()
+
+
+def test_measure_with_runtime_labels_sync_and_async(registry: glassbox.Registry) -> None:
+    class Tool:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def run(self, fail: bool) -> str:
+            with registry.measure("tool_executions", tool_name=self.name):
+                if fail:
+                    raise RuntimeError("down")
+                return "ok"
+
+        async def arun(self, fail: bool) -> str:
+            async with registry.measure("tool_executions", tool_name=self.name):
+                await asyncio.sleep(0)
+                if fail:
+                    raise TimeoutError
+                return "ok"
+
+    search, fetch = Tool("search"), Tool("fetch")
+    assert search.run(False) == "ok"
+    with pytest.raises(RuntimeError):
+        search.run(True)
+    assert asyncio.run(fetch.arun(False)) == "ok"
+    with pytest.raises(TimeoutError):
+        asyncio.run(fetch.arun(True))
+    samples = parse(registry.render())
+    total = "tool_executions_total"
+    assert value(samples, total, tool_name="search", status="success") == 1
+    assert value(samples, total, tool_name="search", status="error") == 1
+    assert value(samples, total, tool_name="fetch", status="success") == 1
+    assert value(samples, total, tool_name="fetch", status="error") == 1
+    assert value(samples, "tool_executions_duration_seconds_count", tool_name="fetch") == 2
+
+
+def test_measure_and_measured_share_metrics(registry: glassbox.Registry) -> None:
+    @registry.measured(
+        "tool_executions",
+        {"tool_name": "search", "kind": "web"},
+        duration_name="tool_execution_duration_seconds",
+        namespace="ai",
+    )
+    def search() -> None:
+        return None
+
+    search()
+    # labels in another order, a label named like an option goes through the mapping
+    with registry.measure(
+        "tool_executions",
+        namespace="ai",
+        duration_name="tool_execution_duration_seconds",
+        kind="db",
+        tool_name="lookup",
+    ):
+        pass
+    with registry.measure("jobs", {"help": "x"}):
+        pass
+    samples = parse(registry.render())
+    counter, hist = "ai_tool_executions_total", "ai_tool_execution_duration_seconds_count"
+    assert value(samples, counter, tool_name="search", kind="web", status="success") == 1
+    assert value(samples, counter, tool_name="lookup", kind="db", status="success") == 1
+    assert value(samples, hist, tool_name="lookup", kind="db") == 1
+    assert value(samples, hist, tool_name="search", kind="web") == 1
+    assert value(samples, "jobs_total", help="x", status="success") == 1
+    assert "ai_tool_executions_duration_seconds" not in registry.families
+    assert list(registry.families["ai_tool_executions_total"].labelnames) == [
+        "tool_name",
+        "kind",
+        "status",
+    ]
+
+
+def test_measure_rejects_status_and_other_label_sets(registry: glassbox.Registry) -> None:
+    with pytest.raises(ConfigurationError, match="'status' is set"):
+        registry.measure("calls", status="ok")
+    with registry.measure("calls", tool_name="a"):
+        pass
+    with pytest.raises(DuplicateMetricError, match="already registered"):
+        registry.measure("calls", other="b")
+    with pytest.raises(DuplicateMetricError, match="already registered"):
+        registry.measure("calls", duration_name="calls_total", tool_name="a")
+
+
+def test_measure_labels_are_capped(registry: glassbox.Registry) -> None:
+    registry.counter("sessions", "Sessions.", ["session_id", "status"], label_cap=2)
+    for i in range(5):
+        with registry.measure("sessions", session_id=f"s{i}"):
+            pass
+    samples = parse(registry.render())
+    assert value(samples, "sessions_total", session_id="__overflow__", status="success") == 3

@@ -15,6 +15,8 @@ from tests.conftest import free_port, port_open, wait_for
 from tests.metrics.helpers import parse, series_of, value
 
 ROOT = Path(__file__).resolve().parents[2]
+# this tree's sources, not whichever glassbox the interpreter has installed
+PYTHONPATH = os.pathsep.join((str(ROOT / "src"), str(ROOT)))
 pytestmark = pytest.mark.slow
 
 
@@ -73,7 +75,7 @@ def test_workers_report_correct_totals_and_keep_killed_workers_counts(
 ) -> None:
     port = free_port()
     workers = 3
-    env = {"PYTHONPATH": str(ROOT)}
+    env = {"PYTHONPATH": PYTHONPATH}
     if server == "gunicorn":
         # explicit directory; the uvicorn case relies on auto-detection
         env["GLASSBOX_MULTIPROCESS_DIR"] = str(tmp_path / "mp")
@@ -139,3 +141,64 @@ def test_workers_report_correct_totals_and_keep_killed_workers_counts(
     assert f"worker-{victim}.json" not in files
     assert "archive.json" in files
     assert len(files) <= workers + 1
+
+
+def _rss_sum(pids: list[int]) -> float:
+    import psutil
+
+    total = 0
+    for pid in pids:
+        try:
+            total += psutil.Process(pid).memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def _matches_live_workers(port: int, master: int) -> bool:
+    """Reported RSS within 10 % of the live workers' sum, start time the youngest's."""
+    import psutil
+
+    live = _children(master)
+    samples = _scrape(port)
+    rss = value(samples, "process_resident_memory_bytes") or 0
+    started = value(samples, "process_start_time_seconds") or 0
+    youngest = max(psutil.Process(p).create_time() for p in live)
+    return abs(rss - _rss_sum(live)) < 0.1 * _rss_sum(live) and abs(started - youngest) < 0.05
+
+
+def test_workers_expose_process_metrics_of_the_live_workers(
+    processes: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    from glassbox.health.checks.system import cgroup_memory_limit
+
+    port, workers = free_port(), 2
+    cmd = [
+        sys.executable, "-m", "gunicorn", "tests.metrics.mp_process_app:app",
+        "-w", str(workers), "-k", "uvicorn.workers.UvicornWorker", "-b", f"127.0.0.1:{port}",
+    ]  # fmt: skip
+    env = {"PYTHONPATH": PYTHONPATH, "GLASSBOX_MULTIPROCESS_DIR": str(tmp_path / "mp")}
+    master = _start(cmd, env, processes)
+    wait_for(lambda: port_open(port), 30, "gunicorn to listen")
+    wait_for(lambda: len(_children(master.pid)) >= workers, 30, "workers to start")
+    wait_for(
+        lambda: len(list((tmp_path / "mp").glob("worker-*.json"))) >= workers,
+        30,
+        "every worker's snapshot",
+    )
+    wait_for(lambda: _matches_live_workers(port, master.pid), 15, "RSS summed over the workers")
+    samples = _scrape(port)
+    assert (value(samples, "process_open_fds") or 0) > 0
+    assert (value(samples, "process_max_fds") or 0) >= (value(samples, "process_open_fds") or 0)
+    assert value(samples, "process_memory_limit_bytes") == cgroup_memory_limit()
+    assert ("python_info", frozenset()) not in samples  # python_info carries labels
+    assert any(name == "python_info" for name, _ in samples)
+    cpu_before = value(samples, "process_cpu_seconds_total") or 0
+    assert cpu_before > 0
+
+    victim = _children(master.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: victim not in _children(master.pid), 10, "the killed worker to go")
+    # the dead worker's memory and start time leave the totals; its CPU seconds stay
+    wait_for(lambda: _matches_live_workers(port, master.pid), 30, "dead worker dropped")
+    assert (value(_scrape(port), "process_cpu_seconds_total") or 0) >= cpu_before

@@ -15,7 +15,7 @@ import threading
 import time
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, Self, TypeVar, cast
 
 from glassbox.exceptions import ConfigurationError, DuplicateMetricError
 from glassbox.metrics._text import escape_help, fmt, label_block
@@ -32,7 +32,17 @@ from glassbox.metrics.catalogue import (
 if TYPE_CHECKING:
     from glassbox.metrics.registry import Registry
 
-__all__ = ["DEFAULT_LABEL_CAP", "Counter", "Family", "Gauge", "GaugeMode", "Histogram", "measured"]
+__all__ = [
+    "DEFAULT_LABEL_CAP",
+    "Counter",
+    "Family",
+    "Gauge",
+    "GaugeMode",
+    "Histogram",
+    "Measurement",
+    "Timer",
+    "measured",
+]
 
 #: Distinct values one label of a business metric may take before folding.
 DEFAULT_LABEL_CAP: Final = 100
@@ -245,6 +255,11 @@ class Histogram(Family):
     def labels(self, *values: object, **kw: object) -> _HistogramChild:
         return _HistogramChild(self.values[self._key(values, kw)], self.buckets)
 
+    def time(self, *labels: object, **labelkw: object) -> Timer:
+        """Time a block (``with h.time("search"):``) or every call of a function
+        (``@h.time("search")``, sync or async) and observe the seconds it took."""
+        return Timer(_HistogramChild(self._row(labels, labelkw), self.buckets).observe)
+
     def render(self, out: list[str], *, openmetrics: bool) -> None:
         self.header(out, openmetrics)
         les = [le_label(b) for b in self.buckets] + ["+Inf"]
@@ -270,26 +285,47 @@ class _HistogramChild:
         self._row[bisect_left(self._buckets, value)] += 1
         self._row[-1] += value
 
+    def time(self) -> Timer:
+        """Like :meth:`Histogram.time`, for this child's label values."""
+        return Timer(self.observe)
 
-# -- @measured ------------------------------------------------------------------------
+
+# -- timing -----------------------------------------------------------------------------
 
 
-def measured(
-    counter: Counter, histogram: Histogram, labels: Mapping[str, str]
-) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Count calls by outcome and time them; use :meth:`Registry.measured`."""
-    values = tuple(str(labels[n]) for n in counter.labelnames if n != "status")
-    ok = counter.labels(*values, "success") if values else counter.labels("success")
-    err = counter.labels(*values, "error") if values else counter.labels("error")
-    timing = histogram.labels(*values) if values else None
+class Timer:
+    """Observes how long a block or a call takes; made by :meth:`Histogram.time`.
 
-    def observe(seconds: float) -> None:
-        if timing is None:
-            histogram.observe(seconds)
-        else:
-            timing.observe(seconds)
+    Use it as a context manager (``with`` or ``async with``) or as a decorator of a sync
+    or async function. The duration is observed also when the block raises. One object
+    times one block at a time (``with h.time():`` makes a new one each time); as a
+    decorator it times every call, concurrent ones included.
+    """
 
-    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+    __slots__ = ("_observe", "_start")
+
+    def __init__(self, observe: Callable[[float], None]) -> None:
+        self._observe = observe
+        self._start = 0.0
+
+    def _finish(self, seconds: float, failed: bool) -> None:
+        self._observe(seconds)
+
+    def __enter__(self) -> Self:
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self._finish(time.perf_counter() - self._start, exc_type is not None)
+
+    async def __aenter__(self) -> Self:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.__exit__(exc_type)
+
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
+        finish = self._finish
         if inspect.iscoroutinefunction(fn):
             afn = cast(Callable[P, Awaitable[Any]], fn)
 
@@ -299,11 +335,9 @@ def measured(
                 try:
                     result = await afn(*args, **kwargs)
                 except BaseException:
-                    err.inc()
+                    finish(time.perf_counter() - start, True)
                     raise
-                finally:
-                    observe(time.perf_counter() - start)
-                ok.inc()
+                finish(time.perf_counter() - start, False)
                 return result
 
             return cast(Callable[P, R], async_wrapper)
@@ -314,16 +348,45 @@ def measured(
             try:
                 result = fn(*args, **kwargs)
             except BaseException:
-                err.inc()
+                finish(time.perf_counter() - start, True)
                 raise
-            finally:
-                observe(time.perf_counter() - start)
-            ok.inc()
+            finish(time.perf_counter() - start, False)
             return result
 
         return wrapper
 
-    return decorate
+
+class Measurement(Timer):
+    """A :class:`Timer` that also counts the outcome: ``status="success"`` or ``"error"``.
+
+    Made by :meth:`Registry.measure` (a block) and :meth:`Registry.measured` (a
+    function). Any exception counts as ``error`` and propagates.
+    """
+
+    __slots__ = ("_err", "_ok")
+
+    def __init__(
+        self, ok: _CounterChild, err: _CounterChild, observe: Callable[[float], None]
+    ) -> None:
+        super().__init__(observe)
+        self._ok, self._err = ok, err
+
+    def _finish(self, seconds: float, failed: bool) -> None:
+        self._observe(seconds)
+        (self._err if failed else self._ok).inc()
+
+
+def measured(counter: Counter, histogram: Histogram, labels: Mapping[str, object]) -> Measurement:
+    """Count by outcome and time with ``counter`` and ``histogram``; see :meth:`Registry.measure`.
+
+    ``counter``'s labels are ``histogram``'s plus ``status``; ``labels`` gives their values.
+    """
+    values = tuple(str(labels[n]) for n in histogram.labelnames)
+    return Measurement(
+        counter.labels(*values, "success"),
+        counter.labels(*values, "error"),
+        histogram.labels(*values).observe,
+    )
 
 
 def ensure_same(existing: Family, new: Family) -> Family:

@@ -33,6 +33,8 @@ DEFAULT_BUCKETS: Final[tuple[float, ...]] = (
     5.0,
     10.0,
 )
+#: Default buckets of outgoing requests: the RED ones plus 30 s and 60 s (LLM calls).
+CLIENT_BUCKETS: Final[tuple[float, ...]] = (*DEFAULT_BUCKETS, 30.0, 60.0)
 #: HTTP methods kept as label values; any other method becomes ``OTHER_METHOD``.
 STANDARD_METHODS: Final[frozenset[str]] = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
@@ -231,6 +233,67 @@ SERVICE_INFO: Final = MetricSpec(
     ("service", "version", "env"),
     "Always 1; labels carry the service's name, version and deployment environment.",
 )
+
+
+#: Process metrics on ``/metrics``, with one worker or several (see ``metrics/process.py``).
+PROCESS_METRICS: Final[tuple[MetricSpec, ...]] = (
+    MetricSpec("process_resident_memory_bytes", "gauge", (), "Resident memory size in bytes."),
+    MetricSpec(
+        "process_cpu_seconds_total", "counter", (), "Total user and system CPU time in seconds."
+    ),
+    MetricSpec("process_open_fds", "gauge", (), "Number of open file descriptors."),
+    MetricSpec("process_max_fds", "gauge", (), "Maximum number of open file descriptors."),
+    MetricSpec(
+        "process_start_time_seconds", "gauge", (), "Start time of the process since unix epoch."
+    ),
+)
+#: The cgroup memory limit; only exposed when one is set.
+PROCESS_MEMORY_LIMIT: Final = MetricSpec(
+    "process_memory_limit_bytes",
+    "gauge",
+    (),
+    "Memory limit of the process's cgroup (container) in bytes; absent when unlimited.",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCatalogue:
+    """Metrics of outgoing HTTP requests: ``<prefix>_client_*``, prefix as for RED."""
+
+    prefix: str = DEFAULT_PREFIX
+    buckets: tuple[float, ...] = CLIENT_BUCKETS
+
+    @property
+    def requests_total(self) -> MetricSpec:
+        return MetricSpec(
+            f"{self.prefix}_client_requests_total",
+            "counter",
+            ("peer", "method", "status"),
+            "Outgoing HTTP requests, by peer alias, method and status code ('error' when no"
+            " response came back).",
+        )
+
+    @property
+    def request_duration(self) -> MetricSpec:
+        return MetricSpec(
+            f"{self.prefix}_client_request_duration_seconds",
+            "histogram",
+            ("peer",),
+            "Outgoing HTTP request duration in seconds, until the response headers.",
+        )
+
+    @property
+    def all(self) -> tuple[MetricSpec, ...]:
+        return (self.requests_total, self.request_duration)
+
+
+def client_catalogue(
+    namespace: str | None = None, buckets: Sequence[float] | None = None
+) -> ClientCatalogue:
+    """The client catalogue for a namespace (``kato`` gives ``kato_client_requests_total``)."""
+    prefix = check_metric_name(namespace, where="namespace") if namespace else DEFAULT_PREFIX
+    bounds = check_buckets(buckets) if buckets is not None else CLIENT_BUCKETS
+    return ClientCatalogue(prefix=prefix, buckets=bounds)
 
 
 def red_catalogue(

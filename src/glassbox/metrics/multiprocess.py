@@ -3,7 +3,9 @@
 Each worker keeps its aggregates in memory (the request path stays lock-free) and a
 background thread writes a snapshot to ``<dir>/worker-<pid>.json`` at most every
 ``flush_interval`` seconds, atomically (temp file, then rename). The worker that
-answers a scrape merges its live state with every other worker's snapshot. The
+answers a scrape merges its live state with every other worker's snapshot. With
+``process_metrics`` each snapshot also carries the worker's own ``process_*`` values
+(see ``process.py`` for how they combine). The
 snapshot of a worker that has died is folded into ``archive.json`` (counters and
 histograms kept, gauges dropped) and removed, under a file lock, so the directory
 holds one file per live worker plus the archive however often workers restart.
@@ -31,6 +33,7 @@ from typing import Any, Final
 from glassbox.metrics._red import Exemplar, RedStore
 from glassbox.metrics.business import Counter, Family, Gauge, Histogram
 from glassbox.metrics.catalogue import RedCatalogue
+from glassbox.metrics.process import worker_families
 from glassbox.metrics.registry import Registry
 
 __all__ = ["MultiprocessExposition", "auto_directory", "snapshot"]
@@ -181,8 +184,11 @@ class MultiprocessExposition:
         registry: Registry,
         directory: Path | str,
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+        *,
+        process_metrics: bool = False,
     ) -> None:
         self.registry = registry
+        self.process_metrics = process_metrics
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.flush_interval = flush_interval
@@ -240,6 +246,8 @@ class MultiprocessExposition:
         """
         with self._flush_lock:
             data = snapshot(self.registry)
+            if self.process_metrics:
+                data["families"].update(worker_families())
             if os.getpid() != self._pid:
                 return data
             data["pid"], data["start"] = self._pid, self._start

@@ -22,6 +22,7 @@ from glassbox.metrics.business import (
     Gauge,
     GaugeMode,
     Histogram,
+    Measurement,
     ensure_same,
     measured,
 )
@@ -55,6 +56,7 @@ class Registry:
         self.collectors: list[Collector] = []
         self.info: tuple[str, str, str] | None = None
         self.overflow: dict[tuple[str, str], int] = {}
+        self._measures: dict[tuple[object, ...], tuple[Counter, Histogram]] = {}
         self._lock = threading.Lock()
 
     # -- RED ---------------------------------------------------------------------------
@@ -168,36 +170,89 @@ class Registry:
         labels: Mapping[str, str] | None = None,
         *,
         namespace: str | None = None,
+        duration_name: str | None = None,
         buckets: Sequence[float] = DEFAULT_BUCKETS,
         help: str = "",
     ) -> Callable[[Callable[P, R]], Callable[P, R]]:
         """Decorate a sync or async function to count and time its calls.
 
         Produces ``<name>_total{...,status="success|error"}`` and
-        ``<name>_duration_seconds{...}``; ``labels`` are fixed per decorated function
-        (``{"tool_name": "search"}``). An exception counts as ``error`` and propagates.
+        ``<name>_duration_seconds{...}`` (or ``duration_name``); ``labels`` are fixed per
+        decorated function (``{"tool_name": "search"}``). An exception counts as
+        ``error`` and propagates. :meth:`measure` on the same name shares the metrics.
         """
         static = dict(labels or {})
-        if "status" in static:
+        counter, histogram = self._outcome_metrics(
+            name, static, namespace=namespace, duration_name=duration_name,
+            buckets=buckets, help=help, caller="measured",
+        )  # fmt: skip
+        return measured(counter, histogram, static)
+
+    def measure(
+        self,
+        name: str,
+        labels: Mapping[str, object] | None = None,
+        /,
+        *,
+        namespace: str | None = None,
+        duration_name: str | None = None,
+        buckets: Sequence[float] = DEFAULT_BUCKETS,
+        help: str = "",
+        **label_values: object,
+    ) -> Measurement:
+        """Count and time one block, with label values known only at run time.
+
+        ``with registry.measure("tool_executions", tool_name=self.name):`` (or
+        ``async with``) records what :meth:`measured` records, in the same metrics.
+        Label values go through the metrics' label caps. A label named like one of
+        this method's options goes in the ``labels`` mapping instead.
+        """
+        values = {**(labels or {}), **label_values}
+        counter, histogram = self._outcome_metrics(
+            name, values, namespace=namespace, duration_name=duration_name,
+            buckets=buckets, help=help, caller="measure",
+        )  # fmt: skip
+        return measured(counter, histogram, values)
+
+    def _outcome_metrics(
+        self,
+        name: str,
+        labels: Mapping[str, object],
+        *,
+        namespace: str | None,
+        duration_name: str | None,
+        buckets: Sequence[float],
+        help: str,
+        caller: str,
+    ) -> tuple[Counter, Histogram]:
+        """The counter and histogram behind :meth:`measured` and :meth:`measure`."""
+        if "status" in labels:
             raise ConfigurationError(
-                f"measured({name!r}): 'status' is set by the decorator (success/error);"
-                " remove it from labels"
+                f"{caller}({name!r}): 'status' is set by glassbox (success/error);"
+                " remove it from the labels"
             )
-        names = tuple(static)
+        key = (name, namespace, duration_name, frozenset(labels), tuple(buckets))
+        found = self._measures.get(key)
+        if found is not None:
+            return found
+        names = tuple(labels)
+        # an earlier declaration with the same labels in another order is reused as is
+        counter_name = self._full_name(name, namespace, "_total")
+        existing = self.families.get(counter_name)
+        if existing is not None and set(existing.labelnames) == {*names, "status"}:
+            names = tuple(n for n in existing.labelnames if n != "status")
         counter = self.counter(
-            name,
-            help or f"Calls of {name}, by outcome.",
-            (*names, "status"),
-            namespace=namespace,
+            name, help or f"Calls of {name}, by outcome.", (*names, "status"), namespace=namespace
         )
         histogram = self.histogram(
-            f"{name}_duration_seconds",
+            duration_name or f"{name}_duration_seconds",
             help or f"Duration of {name} calls in seconds.",
             names,
             namespace=namespace,
             buckets=buckets,
         )
-        return measured(counter, histogram, static)
+        self._measures[key] = (counter, histogram)
+        return counter, histogram
 
     def count_overflow(self, metric: str, label: str) -> None:
         key = (metric, label)

@@ -92,8 +92,41 @@ def _pong(reply: Any, elapsed_ms: float) -> CheckResult:
     return CheckResult.passed(round(elapsed_ms, 3), "ms")
 
 
+def _postgres_kind(pool: Any) -> str:
+    """What ``pool`` is, by duck typing (no driver is imported to find out)."""
+    if hasattr(pool, "fetchval"):
+        return "asyncpg"  # pool or connection
+    if hasattr(pool, "getconn") and hasattr(pool, "connection"):
+        return "async_pool" if inspect.iscoroutinefunction(pool.getconn) else "pool"
+    if hasattr(pool, "sync_engine") and hasattr(pool, "connect"):
+        return "async_engine"  # SQLAlchemy AsyncEngine
+    if hasattr(pool, "connect") and hasattr(pool, "dispose") and hasattr(pool, "raw_connection"):
+        return "engine"  # SQLAlchemy Engine
+    if hasattr(pool, "execute") and hasattr(pool, "transaction"):
+        return "async_connection" if inspect.iscoroutinefunction(pool.execute) else "connection"
+    if callable(pool):
+        return "async_factory" if inspect.iscoroutinefunction(pool) else "factory"
+    raise ConfigurationError(
+        f"health check Postgres: cannot run SELECT 1 on a {type(pool).__name__}; pass an"
+        " asyncpg pool, a psycopg ConnectionPool/AsyncConnectionPool or connection, a"
+        " SQLAlchemy Engine/AsyncEngine, a function opening a connection, or dsn="
+    )
+
+
+#: Kinds whose calls block: the runner calls probe() in its worker thread.
+_BLOCKING = frozenset({"pool", "engine", "connection", "factory"})
+
+
 class Postgres(Check):
-    """``SELECT 1`` on a pool/engine the app has (asyncpg, psycopg, SQLAlchemy) or a DSN."""
+    """``SELECT 1`` through what the app already has, or a DSN.
+
+    Accepted: an asyncpg pool or connection; a psycopg (v3) ``AsyncConnectionPool``,
+    ``ConnectionPool``, ``AsyncConnection`` or ``Connection``; a SQLAlchemy ``AsyncEngine``
+    or ``Engine``; a function opening a connection (``functools.partial(psycopg.connect,
+    dsn)``, ``pool.connection``), used as ``with factory() as conn``. Synchronous ones run
+    in the health runner's worker thread under the check's timeout, never on the event
+    loop; a pool is asked for a connection with that timeout.
+    """
 
     component_type = "datastore"
     measurement = "responseTime"
@@ -105,24 +138,56 @@ class Postgres(Check):
         exactly_one(name, pool=pool, dsn=dsn)
         self._dsn = _check_url(dsn, ("postgresql", "postgres"), "PostgreSQL") if dsn else None
         self._pool = pool
+        self._kind = _postgres_kind(pool) if pool is not None else "dsn"
         self._own = PerLoop()
 
+    @property
+    def runs_in_thread(self) -> bool:
+        return self._kind in _BLOCKING
+
+    def probe(self) -> Any:
+        if self._kind in _BLOCKING:
+            start = time.perf_counter()
+            value = self._select_one_blocking(self._pool)
+            return _one(value, (time.perf_counter() - start) * 1000)
+        return self._probe_async()
+
+    def _select_one_blocking(self, pool: Any) -> Any:
+        if self._kind == "pool":  # psycopg_pool.ConnectionPool
+            with pool.connection(timeout=self.timeout) as conn:
+                return conn.execute("SELECT 1").fetchone()[0]
+        if self._kind == "engine":  # SQLAlchemy Engine
+            with pool.connect() as conn:
+                return conn.exec_driver_sql("SELECT 1").scalar()
+        if self._kind == "connection":  # psycopg Connection: leave its state as it was
+            with pool.transaction():
+                return pool.execute("SELECT 1").fetchone()[0]
+        opened = pool()
+        if not hasattr(opened, "__enter__"):
+            raise ConfigurationError(
+                f"health check {self.name!r}: the connection function returned a"
+                f" {type(opened).__name__}, which cannot be used in a with block"
+            )
+        with opened as conn:
+            return conn.execute("SELECT 1").fetchone()[0]
+
     async def _select_one(self, pool: Any) -> Any:
-        if hasattr(pool, "fetchval"):  # asyncpg pool or connection
+        if self._kind == "asyncpg":
             return await pool.fetchval("SELECT 1")
-        if hasattr(pool, "getconn") and hasattr(pool, "connection"):
-            async with pool.connection() as conn:  # psycopg_pool.AsyncConnectionPool
+        if self._kind == "async_pool":  # psycopg_pool.AsyncConnectionPool
+            async with pool.connection(timeout=self.timeout) as conn:
                 cur = await conn.execute("SELECT 1")
                 return (await cur.fetchone())[0]
-        if hasattr(pool, "connect") and hasattr(pool, "dispose"):  # SQLAlchemy AsyncEngine
-            from sqlalchemy import text
-
+        if self._kind == "async_engine":  # SQLAlchemy AsyncEngine
             async with pool.connect() as conn:
-                return (await conn.execute(text("SELECT 1"))).scalar()
-        raise ConfigurationError(
-            f"health check {self.name!r}: cannot run SELECT 1 on {type(pool).__name__};"
-            " pass an asyncpg pool, a psycopg AsyncConnectionPool or a SQLAlchemy AsyncEngine"
-        )
+                return (await conn.exec_driver_sql("SELECT 1")).scalar()
+        if self._kind == "async_connection":  # psycopg AsyncConnection
+            async with pool.transaction():
+                cur = await pool.execute("SELECT 1")
+                return (await cur.fetchone())[0]
+        async with await pool() as conn:  # async factory
+            cur = await conn.execute("SELECT 1")
+            return (await cur.fetchone())[0]
 
     async def _own_connection(self) -> Any:
         import psycopg
@@ -137,7 +202,7 @@ class Postgres(Check):
             holder["conn"] = conn
         return conn
 
-    async def probe(self) -> CheckResult:
+    async def _probe_async(self) -> CheckResult:
         start = time.perf_counter()
         if self._pool is not None:
             value = await self._select_one(self._pool)
@@ -149,7 +214,10 @@ class Postgres(Check):
             except Exception:
                 await conn.close()
                 raise
-        elapsed = (time.perf_counter() - start) * 1000
-        if value != 1:
-            return CheckResult.failed(f"SELECT 1 returned {value!r}"[:120])
-        return CheckResult.passed(round(elapsed, 3), "ms")
+        return _one(value, (time.perf_counter() - start) * 1000)
+
+
+def _one(value: Any, elapsed_ms: float) -> CheckResult:
+    if value != 1:
+        return CheckResult.failed(f"SELECT 1 returned {value!r}"[:120])
+    return CheckResult.passed(round(elapsed_ms, 3), "ms")

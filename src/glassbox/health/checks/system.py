@@ -67,16 +67,48 @@ class Disk(_Utilization):
         return self.grade(usage.used / usage.total, f"disk {self.path}")
 
 
-def cgroup_memory_limit() -> int | None:
-    """The cgroup (v2, then v1) memory limit of this process in bytes, if any."""
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+def cgroup_memory_limit(
+    root: Path = Path("/sys/fs/cgroup"), proc: Path = Path("/proc/self/cgroup")
+) -> int | None:
+    """The memory limit of this process's cgroup in bytes (v2, then v1); None if unlimited.
+
+    The effective limit is the smallest one set on the process's own cgroup or any of its
+    parents: a container's cgroup is the mount's root, a systemd unit's (``MemoryMax=``)
+    a path below it.
+    """
+    v2, v1 = "/", "/"
+    try:
+        lines = proc.read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        fields = line.split(":", 2)
+        if len(fields) != 3:
+            continue
+        _, controllers, path = fields
+        if not controllers:
+            v2 = path or "/"
+        elif "memory" in controllers.split(","):
+            v1 = path or "/"
+    limits = [
+        *_limits_up(root, v2, "memory.max"),
+        *_limits_up(root / "memory", v1, "memory.limit_in_bytes"),
+    ]
+    return min(limits, default=None)
+
+
+def _limits_up(mount: Path, cgroup: str, filename: str) -> list[int]:
+    """The limits in ``filename`` from ``cgroup`` up to the mount's root ("max" skipped)."""
+    parts = [p for p in cgroup.split("/") if p and p not in (".", "..")]
+    found = []
+    for depth in range(len(parts), -1, -1):
         try:
-            raw = Path(path).read_text().strip()
+            raw = (mount.joinpath(*parts[:depth]) / filename).read_text().strip()
         except OSError:
             continue
-        if raw.isdigit() and int(raw) < 1 << 60:
-            return int(raw)
-    return None
+        if raw.isdigit() and int(raw) < 1 << 60:  # v1 writes "unlimited" as a huge number
+            found.append(int(raw))
+    return found
 
 
 class Memory(_Utilization):
