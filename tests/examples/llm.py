@@ -21,7 +21,7 @@ class LlmStandIn:
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
             def _send(self, status: int, body: dict[str, Any]) -> None:

@@ -36,6 +36,21 @@ def test_counter_gauge_histogram_under_a_namespace(registry: glassbox.Registry) 
     assert value(samples, "kato_batch_size_sum") == 505
 
 
+def test_series_without_labels_are_exposed_at_zero_before_use(
+    registry: glassbox.Registry,
+) -> None:
+    registry.counter("db_errors", "Database errors.", namespace="kalki")
+    registry.gauge("queue_depth", "Jobs waiting.")
+    registry.histogram("batch_size", "Batch sizes.", buckets=(1, 10))
+    registry.counter("llm_errors", "LLM errors.", ["provider"])  # labelled: nothing yet
+    samples = parse(registry.render())
+    assert value(samples, "kalki_db_errors_total") == 0
+    assert value(samples, "queue_depth") == 0
+    assert value(samples, "batch_size_bucket", le="+Inf") == 0
+    assert value(samples, "batch_size_count") == 0
+    assert not [name for name, _ in samples if name.startswith("llm_errors")]
+
+
 def test_total_suffix_is_not_doubled(registry: glassbox.Registry) -> None:
     c = registry.counter("jobs_total", "Jobs.")
     assert c.name == "jobs_total"

@@ -106,6 +106,10 @@ class Registry:
             if existing is not None:
                 return ensure_same(existing, family)
             self._check_free(family.name)
+            if not family.labelnames:
+                # a series without labels exists from the start, at 0, as in
+                # prometheus_client: its first increment is a rise, not an appearance
+                family._unlabelled()
             self.families[family.name] = family
             return family
 
