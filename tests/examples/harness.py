@@ -4,8 +4,8 @@ local stack (Prometheus, Alertmanager, the inbox) built from the example's own
 
 The config is rehearsed, not rewritten: :func:`rehearse` keeps every alert, route,
 receiver and threshold, points targets at the loopback processes the test started,
-and shortens only time (1 s scrapes and evaluations, 10 s rate windows, 2 s holds) so
-a fault fires its alert within seconds. Dependencies the test does not run are left
+and shortens only time (1 s scrapes and evaluations, 10 s rate windows, 2 s holds,
+defaults included) so a fault fires its alert within seconds. Dependencies the test does not run are left
 out, so nothing fires for a target that was never there.
 """
 
@@ -29,6 +29,7 @@ import pytest
 import tomli_w
 
 from glassbox.local.stack import LocalPorts, LocalStack
+from glassbox.stack.config import ServiceAlerts
 from glassbox.stack.render.grafana import dashboard_queries
 from tests.conftest import free_port, stop_process, wait_for
 
@@ -78,7 +79,9 @@ def rehearse(
     for service in config["services"]:
         service["targets"] = list(services[service["name"]])
         service.pop("scrape_interval", None)
-        service.setdefault("alerts", {})["window"] = WINDOW
+        alerts = service.setdefault("alerts", {})
+        alerts["window"] = WINDOW
+        alerts.update({k: HOLD for k in ServiceAlerts.model_fields if k.endswith("_for")})
     config["dependencies"] = [
         {**d, "targets": list(dependencies[d["name"]])}
         for d in config.get("dependencies", [])
