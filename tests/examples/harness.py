@@ -5,8 +5,8 @@ local stack (Prometheus, Alertmanager, the inbox) built from the example's own
 The config is rehearsed, not rewritten: :func:`rehearse` keeps every alert, route,
 receiver and threshold, points targets at the loopback processes the test started,
 and shortens only time (1 s scrapes and evaluations, 10 s rate windows, 2 s holds,
-defaults included) so a fault fires its alert within seconds. Dependencies the test does not run are left
-out, so nothing fires for a target that was never there.
+defaults included) so a fault fires its alert within seconds. Dependencies the test
+does not run are left out, so nothing fires for a target that was never there.
 """
 
 from __future__ import annotations
