@@ -142,10 +142,6 @@ def create_app() -> FastAPI:
             sql("insert_user", "INSERT INTO users VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
                 (name, salt, _hash(password, salt), locked))  # fmt: skip
 
-    def postgres() -> bool:
-        with pool.connection(timeout=0.4) as conn:
-            return conn.execute("SELECT 1").fetchone() == (1,)
-
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool.open(wait=False)
@@ -249,7 +245,7 @@ def create_app() -> FastAPI:
         exclude.append(ADMIN_PATH)
 
     health: list[checks.Check] = [
-        checks.FunctionCheck(postgres, name="postgres", timeout=0.5),  # sync: a worker thread
+        checks.Postgres(pool, timeout=0.5),  # a sync pool: SELECT 1 in a worker thread
         checks.Redis(cache),  # a sync client also runs in a worker thread
         checks.Cpu(warn=0.8, critical=False),  # since the last probe; never sleeps
         checks.Memory(warn=0.8, fail=0.9, critical=False),
