@@ -213,6 +213,14 @@ def test_ai_assistant_health_dashboards_and_alerts(
     except AssertionError:
         raise AssertionError("\n".join(run.empty_panels())) from None
     assert traffic.sent > 0
+    # route templates, never raw paths, as labels
+    assert run.query('http_requests_total{route="/api/conversations/{conversation_id}"}')
+    assert not run.query(f'http_requests_total{{route=~".*{conversation}.*"}}')
+    # one JSON log line per tool run, joined to its request and trace
+    log = (run.workdir / f"{SERVICE}.log").read_text().splitlines()
+    runs = [e for e in map(json.loads, log) if e.get("event") == "tool executed"]
+    assert {e["tool_name"] for e in runs} >= {"search", "current_time"}
+    assert all(e["status"] in ("success", "error") and e["trace_id"] for e in runs)
     names = {r["metric"]["tool_name"] for r in run.query("tool_executions_total")}
     assert len(names) == TOOL_LABEL_CAP + 1
     assert {"search", "current_time", "__overflow__"} <= names
