@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests.conftest import wait_for
-from tests.examples.harness import HOLD, ExampleRun, needs_exporters, rehearse, running
+from tests.examples.harness import ExampleRun, needs_exporters, rehearse, running
 from tests.local.conftest import needs_stack
 
 pytestmark = [needs_stack, needs_exporters, pytest.mark.slow]
@@ -100,11 +100,7 @@ def assistant(
                 },
                 output=tmp_path / "monitoring",
             )
-            alerts = config["services"][0]["alerts"]
-            alerts["window"] = WINDOW
-            # rehearse() shortens the holds the toml writes; these four are defaults there
-            holds = ("down_for", "instance_down_for", "dependency_for", "degraded_for")
-            alerts.update(dict.fromkeys(holds, HOLD))
+            config["services"][0]["alerts"]["window"] = WINDOW
             run.start_stack(config)
             yield run, base, llm
     finally:
