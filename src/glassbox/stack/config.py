@@ -307,6 +307,22 @@ class Selector(_Model):
     def labels(self) -> frozenset[str]:
         return frozenset(m.label for m in self.matchers)
 
+    def matcher(self, label: str) -> Matcher | None:
+        return next((m for m in self.matchers if m.label == label), None)
+
+    def implies(self, other: Matcher) -> bool:
+        """True if every series this selector matches also satisfies ``other``."""
+        mine = self.matcher(other.label)
+        if mine is None:
+            return False
+        if other.op == "=":
+            return mine == other
+        return mine.value != other.value if mine.op == "=" else mine.value == other.value
+
+    def narrowing(self, wider: Selector) -> Matcher | None:
+        """A matcher of this selector that some series of ``wider`` fail (None: none)."""
+        return next((m for m in self.matchers if not wider.implies(m)), None)
+
 
 def _selector(value: Any) -> Any:
     """Parse ``metric{label="value",...}``; a clear error for anything else."""
@@ -484,11 +500,15 @@ class ServiceRule(_Model):
                 " for example 0.05 for 5 %"
             )
         num, den = self.numerator, self.denominator
-        if num.metric == den.metric and not set(den.matchers) < set(num.matchers):
+        if num.metric == den.metric and (
+            not all(num.matcher(m.label) is not None and num.implies(m) for m in den.matchers)
+            or num.narrowing(den) is None
+        ):
             raise ValueError(
-                f"numerator {num} must select a part of denominator {den}: the same"
-                " matchers and at least one more, for example"
-                " 'tool_executions_total{status=\"error\"}' over 'tool_executions_total'"
+                f"numerator {num} must select a part of denominator {den}: every series it"
+                " matches must match the denominator, and some of the denominator's must not"
+                " match it, for example 'tool_executions_total{status=\"error\"}' over"
+                " 'tool_executions_total'"
             )
         grouped = set(self.by) & (num.labels | den.labels)
         if grouped:
@@ -669,6 +689,15 @@ class Service(_Model):
                     f"{where}: {name} is not a metric of this service; declare it with"
                     f" [[services.business_metrics]] name = '{name}', kind = '{want}'"
                 )
+        buckets: dict[str, tuple[float, ...]] = {}
+        for i, rule in enumerate(self.rules):
+            if rule.metric is not None and rule.buckets is not None:
+                seen = buckets.setdefault(rule.metric.metric, rule.buckets)
+                if seen != rule.buckets:
+                    raise ValueError(
+                        f"rules[{i}].buckets: {rule.metric.metric} has the buckets {list(seen)}"
+                        " in an earlier rule; a histogram has one set of buckets"
+                    )
         _unique("rules", [r.name for r in self.rules])
         _unique("recordings", [r.name for r in self.recordings])
         return self

@@ -44,9 +44,9 @@ def _expect(value: float, labels: Labels) -> Expected:
     return Expected(tuple(sorted(labels.items())), value)
 
 
-def _other(value: str) -> str:
-    """A label value different from ``value``."""
-    return "other" if value != "other" else "another"
+def _other(*values: str) -> str:
+    """A label value different from each of ``values``."""
+    return next(v for v in ("other", "another", "a_third") if v not in values)
 
 
 def _matching(selector: Selector) -> dict[str, str]:
@@ -124,12 +124,16 @@ def _ratio(r: _Rule, timing: _Timing) -> tuple[list[Recording], Alert]:
     bad_labels = {**r.base, **_matching(num)}
     if num.metric == den.metric:
         # the numerator is a part of the denominator: bad events match both, good
-        # events match the denominator and fail the numerator's first extra matcher
-        extra = next(m for m in num.matchers if m not in den.matchers)
+        # events match the denominator and fail a matcher of the numerator
+        narrow = num.narrowing(den)
+        assert narrow is not None
+        wide = den.matcher(narrow.label)
         good_labels = {
             **r.base,
             **_matching(den),
-            extra.label: _other(extra.value) if extra.op == "=" else extra.value,
+            narrow.label: narrow.value
+            if narrow.op == "!="
+            else _other(narrow.value, *([wide.value] if wide else [])),
         }
 
         def traffic(total: float, bad: float) -> list[Series]:
