@@ -92,6 +92,14 @@ RULES: list[dict[str, Any]] = [
         "by": ["route"],
     },
     {
+        "name": "ToolErrorsAtAll",
+        "kind": "rate_above",
+        "severity": "info",
+        "for": "5m",
+        "metric": 'tool_executions_total{status="error"}',
+        "threshold": 0,
+    },
+    {
         "name": "LlmLatencyHigh",
         "kind": "quantile_above",
         "severity": "warning",
@@ -202,6 +210,13 @@ def test_rates_reuse_the_services_own_recordings(bundle: Bundle) -> None:
     assert records["service_route:http_requests_status_500:rate5m"] == (
         'sum by (service, route) (rate(http_requests_total{service="shop",status="500"}[5m]))'
     )
+
+
+def test_rate_above_zero_fires_on_any_increase(bundle: Bundle) -> None:
+    errors = alert(bundle, "ToolErrorsAtAll")
+    assert errors.expr == 'service:tool_executions_status_error:rate5m{service="shop"} > 0.0'
+    assert errors.cases[0].firing[0].value == 1.0
+    assert errors.cases[1].series[0].values.startswith("0+0x")
 
 
 def test_rate_below_fires_on_a_stop_and_without_by_on_absence(bundle: Bundle) -> None:
