@@ -431,15 +431,14 @@ def overflow_alert(service: Service) -> Alert:
 
 
 def overflow_panel(selector: str) -> Panel:
-    """The business dashboard's panel of folded label values."""
+    """The business dashboard's panel of folded label values.
+
+    The SDK exposes the counter only once a value was folded, so no series reads as 0.
+    """
+    rate = f"rate({OVERFLOW_METRIC}{{{selector}}}[$__rate_interval])"
     return Panel(
         "Label values folded into __overflow__",
-        (
-            Query(
-                f"sum by (metric, label) (rate({OVERFLOW_METRIC}{{{selector}}}[$__rate_interval]))",
-                "{{metric}} {{label}}",
-            ),
-        ),
+        (Query(f"sum by (metric, label) ({rate}) or vector(0)", "{{metric}} {{label}}"),),
         unit="ops",
         description="Above zero: a label of a business metric has more distinct values than"
         " its cap, and the excess is counted under __overflow__ (alert BusinessLabelOverflow).",
