@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from importlib.resources import files
 from pathlib import Path
@@ -105,3 +106,221 @@ def test_durations() -> None:
     assert duration_seconds("500ms") == 0.5
     with pytest.raises(ValueError, match="not a Prometheus duration"):
         duration_seconds("5 m")
+
+
+def with_rule(**rule: Any) -> dict[str, Any]:
+    """The starter with one business counter, one business histogram and ``rule``."""
+    data = starter()
+    service = data["services"][0]
+    service["business_metrics"] = [
+        {"name": "tool_executions_total", "kind": "counter", "by": ["tool_name", "status"]},
+        {"name": "llm_request_duration_seconds", "kind": "histogram", "by": ["provider"]},
+        {"name": "sessions_active", "kind": "gauge"},
+    ]
+    service["rules"] = [
+        {"name": "ToolFailureRatioHigh", "severity": "warning", "for": "10m", **rule}
+    ]
+    return data
+
+
+RATIO = {
+    "kind": "ratio",
+    "numerator": 'tool_executions_total{status="error"}',
+    "denominator": "tool_executions_total",
+    "threshold": 0.1,
+}
+QUANTILE = {
+    "kind": "quantile_above",
+    "metric": "llm_request_duration_seconds",
+    "quantile": 0.95,
+    "threshold": 2.5,
+    "buckets": [0.5, 1, 2.5, 5, 10],
+}
+
+
+def test_rules_of_every_kind_load() -> None:
+    data = with_rule(**RATIO, min_rate=0.01, by=["tool_name"])
+    data["services"][0]["rules"] += [
+        {**QUANTILE, "name": "LlmSlow", "severity": "warning", "for": "5m"},
+        {
+            "name": "ToolsStopped",
+            "kind": "rate_below",
+            "severity": "critical",
+            "for": "10m",
+            "metric": 'tool_executions_total{status!="error"}',
+            "threshold": 0.01,
+        },
+        {
+            "name": "CheckoutErrors",
+            "kind": "rate_above",
+            "severity": "info",
+            "for": "5m",
+            "metric": 'http_requests_total{route="/checkout",status="500"}',  # a RED counter
+            "threshold": 0,
+        },
+    ]
+    ratio, quantile, below, above = parse_config(data).services[0].rules
+    assert ratio.numerator is not None
+    assert str(ratio.numerator) == 'tool_executions_total{status="error"}'
+    assert ratio.numerator.promql("shop") == 'tool_executions_total{service="shop",status="error"}'
+    assert ratio.min_rate == 0.01
+    assert quantile.buckets == (0.5, 1.0, 2.5, 5.0, 10.0)
+    assert below.metric is not None
+    assert below.metric.matchers[0].op == "!="
+    assert above.metric is not None
+    assert [m.label for m in above.metric.matchers] == ["route", "status"]
+
+
+@pytest.mark.parametrize(
+    ("selector", "message"),
+    [
+        ('tool_executions_total{status=~"err.*"}', "regular-expression matcher; use = or !="),
+        ('tool_executions_total{status="error"', "is not a metric selector"),
+        ("rate(tool_executions_total[5m])", "is not a plain metric selector"),
+        ('tool_executions_total{service="shop"}', "remove the service matcher"),
+        ('tool_executions_total{status="a",status="b"}', "label status is matched twice"),
+        ('tool_executions_total{status="say \\"hi\\""}', "may not hold quotes"),
+    ],
+)
+def test_a_bad_matcher_is_named(selector: str, message: str) -> None:
+    error = error_of(with_rule(**{**RATIO, "numerator": selector}))
+    assert "glassbox.toml: services[0].rules[0].numerator:" in error
+    assert message in error
+
+
+def test_rule_metrics_must_be_known_counters_or_histograms() -> None:
+    error = error_of(with_rule(**{**RATIO, "numerator": 'tools_run_total{status="error"}'}))
+    assert "services[0]: rules[0].numerator: tools_run_total is not a metric of this service" in (
+        error
+    )
+    assert "declare it with [[services.business_metrics]] name = 'tools_run_total'" in error
+    error = error_of(with_rule(**{**RATIO, "denominator": "sessions_active"}))
+    assert "rules[0]: denominator: sessions_active is not a counter (counters end in _total)" in (
+        error
+    )
+    error = error_of(with_rule(**{**QUANTILE, "metric": "http_request_duration_seconds"}))
+    assert (
+        "request-duration histogram; alert on its quantiles with [[services.alerts.latency]]"
+        in (error)
+    )
+    data = with_rule(**{**QUANTILE, "metric": "tool_executions"})
+    data["services"][0]["business_metrics"].append({"name": "tool_executions", "kind": "gauge"})
+    assert "tool_executions is declared as a gauge; a quantile_above rule needs a histogram" in (
+        error_of(data)
+    )
+
+
+def test_a_quantile_threshold_must_be_a_bucket_but_not_the_last() -> None:
+    error = error_of(with_rule(**{**QUANTILE, "threshold": 2}))
+    assert "services[0].rules[0]: threshold: 2.0 s is not a bucket boundary of" in error
+    assert "llm_request_duration_seconds" in error
+    assert "use 1.0 or 2.5, or add 2.0 to the rule's buckets" in error
+    error = error_of(with_rule(**{**QUANTILE, "threshold": 10}))
+    assert "10.0 s is the largest bucket boundary" in error
+    data = with_rule(**QUANTILE)
+    data["services"][0]["rules"].append(
+        {**QUANTILE, "name": "LlmSlow", "severity": "info", "for": "5m", "buckets": [1, 2.5, 5]}
+    )
+    assert "rules[1].buckets: llm_request_duration_seconds has the buckets" in error_of(data)
+
+
+def test_rule_names_are_camel_case_and_unique_across_the_stack() -> None:
+    assert "'tool_failures' is not an alert name: use CamelCase" in error_of(
+        with_rule(**RATIO, name="tool_failures")
+    )
+    data = with_rule(**RATIO)
+    data["services"][0]["rules"].append(data["services"][0]["rules"][0])
+    assert "services[0]: rules: the name 'ToolFailureRatioHigh' is used twice" in error_of(data)
+    data = with_rule(**RATIO)
+    other = json.loads(json.dumps(data["services"][0]))
+    data["services"].append({**other, "name": "worker", "slos": []})
+    assert "services.rules (alert names): the name 'ToolFailureRatioHigh' is used twice" in (
+        error_of(data)
+    )
+
+
+def test_each_kind_takes_its_own_fields() -> None:
+    assert "a ratio rule needs denominator" in error_of(
+        with_rule(**{k: v for k, v in RATIO.items() if k != "denominator"})
+    )
+    assert "a rate_above rule takes no min_rate; remove it" in error_of(
+        with_rule(kind="rate_above", metric="tool_executions_total", threshold=1, min_rate=1)
+    )
+    assert "a quantile_above rule needs buckets" in error_of(
+        with_rule(**{k: v for k, v in QUANTILE.items() if k != "buckets"})
+    )
+    assert "threshold: 1.5 is not a ratio" in error_of(with_rule(**{**RATIO, "threshold": 1.5}))
+    assert "a rate is never below 0" in error_of(
+        with_rule(kind="rate_below", metric="tool_executions_total", threshold=0)
+    )
+    assert "must select a part of denominator" in error_of(
+        with_rule(**{**RATIO, "numerator": "tool_executions_total"})
+    )
+    assert "by: status is matched by the numerator" in error_of(with_rule(**RATIO, by=["status"]))
+    assert "leave 'service' out" in error_of(with_rule(**RATIO, by=["service"]))
+    assert "the summary is static text" in error_of(with_rule(**RATIO, summary="{{ $value }}"))
+    assert "services[0].rules[0].for: 15s is shorter than two evaluation intervals" in error_of(
+        with_rule(**RATIO, **{"for": "15s"})
+    )
+
+
+def test_recordings_are_named_level_metric_operations() -> None:
+    data = starter()
+    data["services"][0]["recordings"] = [
+        {"name": "api:request_rate:1m", "expr": "sum(rate(http_requests_total[1m]))"}
+    ]
+    (recording,) = parse_config(data).services[0].recordings
+    assert recording.name == "api:request_rate:1m"
+    data["services"][0]["recordings"] = [{"name": "api_request_rate", "expr": "up"}]
+    error = error_of(data)
+    assert "services[0].recordings[0].name: 'api_request_rate' is not a recording-rule name" in (
+        error
+    )
+    assert "level:metric:operations" in error
+    data["services"][0]["recordings"] = [{"name": "api:up:max", "expr": "max(up"}]
+    assert "services[0].recordings[0].expr: not valid PromQL" in error_of(data)
+
+
+def test_error_severity_defaults_to_critical() -> None:
+    data = starter()
+    assert parse_config(data).services[0].alerts.error_severity == "critical"
+    data["services"][0]["alerts"]["error_severity"] = "warning"
+    assert parse_config(data).services[0].alerts.error_severity == "warning"
+    data["services"][0]["alerts"]["error_severity"] = "page"
+    assert "services[0].alerts.error_severity" in error_of(data)
+
+
+def test_scrape_interval_of_a_service() -> None:
+    data = starter()
+    data["services"][0]["scrape_interval"] = "10s"
+    assert parse_config(data).services[0].scrape_interval == "10s"
+    data["services"][0]["alerts"]["window"] = "30s"
+    error = error_of(data)
+    assert "services[0].alerts.window: 30s holds fewer than four scrapes" in error
+    assert "services[0].scrape_interval is 10s" in error
+    data["services"][0]["alerts"]["window"] = "40s"
+    assert parse_config(data).services[0].alerts.window == "40s"
+    data["services"][0]["scrape_interval"] = "1m"
+    assert "services[0].scrape_interval: 1m is longer than prometheus.scrape_interval" in (
+        error_of(data)
+    )
+
+
+@pytest.mark.parametrize(
+    ("numerator", "denominator", "loads"),
+    [
+        ('tool_executions_total{status="error"}', 'tool_executions_total{status!="skipped"}', True),
+        ('tool_executions_total{status!="ok"}', "tool_executions_total", True),
+        ('tool_executions_total{status="error"}', 'tool_executions_total{status="ok"}', False),
+        ('tool_executions_total{status!="ok"}', 'tool_executions_total{status!="ok"}', False),
+        ("tool_executions_total", 'tool_executions_total{status="ok"}', False),
+    ],
+)
+def test_a_ratio_of_one_counter_needs_a_part_over_its_whole(
+    numerator: str, denominator: str, loads: bool
+) -> None:
+    data = with_rule(**{**RATIO, "numerator": numerator, "denominator": denominator})
+    if loads:
+        assert parse_config(data).services[0].rules[0].kind == "ratio"
+    else:
+        assert "must select a part of denominator" in error_of(data)

@@ -8,15 +8,18 @@ environment variable or the file that holds each secret.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
+import promql_parser as pp
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -44,8 +47,11 @@ __all__ = [
     "Route",
     "Routing",
     "Secret",
+    "Selector",
     "Service",
     "ServiceAlerts",
+    "ServiceRecording",
+    "ServiceRule",
     "Slo",
     "StackConfig",
     "duration_seconds",
@@ -220,6 +226,7 @@ class ServiceAlerts(_Model):
         default="5m", description="rate window of the RED recording rules and alerts"
     )
     error_ratio: float = Field(default=0.05, gt=0, lt=1)
+    error_severity: Severity = "critical"
     error_for: PositiveDuration = "5m"
     down_for: PositiveDuration = "2m"
     instance_down_for: PositiveDuration = "5m"
@@ -260,6 +267,317 @@ class BusinessMetric(_Model):
             raise ValueError(str(exc)) from None
 
 
+_LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_ALERT_NAME_RE = re.compile(r"^[A-Z][A-Za-z0-9]*$")
+_RECORD_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z0-9_]+$")
+_SELECTOR_EXAMPLE = "for example 'tool_executions_total{status=\"error\"}'"
+
+
+class Matcher(_Model):
+    """One ``label="value"`` or ``label!="value"`` of a selector."""
+
+    label: str
+    op: Literal["=", "!="]
+    value: str
+
+    def promql(self) -> str:
+        return f'{self.label}{self.op}"{self.value}"'
+
+
+class Selector(_Model):
+    """A metric name with optional equality matchers, read from ``name{label="value"}``.
+
+    Only ``=`` and ``!=`` are accepted: glassbox writes the test series of each rule,
+    and it can always write a label value that matches (or fails) those.
+    """
+
+    metric: str
+    matchers: tuple[Matcher, ...] = ()
+
+    def __str__(self) -> str:
+        inner = ",".join(m.promql() for m in self.matchers)
+        return f"{self.metric}{{{inner}}}" if inner else self.metric
+
+    def promql(self, service: str, suffix: str = "") -> str:
+        """The selector of the service's own series (``metric{service="...",...}``)."""
+        inner = ",".join((f'service="{service}"', *(m.promql() for m in self.matchers)))
+        return f"{self.metric}{suffix}{{{inner}}}"
+
+    @property
+    def labels(self) -> frozenset[str]:
+        return frozenset(m.label for m in self.matchers)
+
+    def matcher(self, label: str) -> Matcher | None:
+        return next((m for m in self.matchers if m.label == label), None)
+
+    def implies(self, other: Matcher) -> bool:
+        """True if every series this selector matches also satisfies ``other``."""
+        mine = self.matcher(other.label)
+        if mine is None:
+            return False
+        if other.op == "=":
+            return mine == other
+        return mine.value != other.value if mine.op == "=" else mine.value == other.value
+
+    def narrowing(self, wider: Selector) -> Matcher | None:
+        """A matcher of this selector that some series of ``wider`` fail (None: none)."""
+        return next((m for m in self.matchers if not wider.implies(m)), None)
+
+
+def _selector(value: Any) -> Any:
+    """Parse ``metric{label="value",...}``; a clear error for anything else."""
+    if isinstance(value, Selector):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"write the selector as a string, {_SELECTOR_EXAMPLE}")
+    try:
+        node = pp.parse(value)
+    except (ValueError, RuntimeError) as exc:
+        raise ValueError(
+            f"{value!r} is not a metric selector ({exc}); {_SELECTOR_EXAMPLE}"
+        ) from None
+    if (
+        not isinstance(node, pp.VectorSelector)
+        or node.name is None
+        or node.offset is not None
+        or node.at is not None
+        or node.matchers.or_matchers
+    ):
+        raise ValueError(
+            f"{value!r} is not a plain metric selector: write a metric name with optional"
+            f' label="value" or label!="value" matchers, {_SELECTOR_EXAMPLE}'
+        )
+    matchers: list[Matcher] = []
+    for m in node.matchers.matchers:
+        if m.name == "__name__":
+            raise ValueError(f"{value!r}: put the metric name before the braces, not in __name__")
+        op = "=" if m.op == pp.MatchOp.Equal else "!=" if m.op == pp.MatchOp.NotEqual else None
+        if op is None:
+            raise ValueError(
+                f"{value!r}: {m.name} uses a regular-expression matcher; use = or != (glassbox"
+                " writes the rule's test series and must know a value that matches)"
+            )
+        if m.name in ("service", "le"):
+            raise ValueError(
+                f"{value!r}: remove the {m.name} matcher; glassbox selects the service's own"
+                " series, and le belongs to the histogram"
+            )
+        if any(c in m.value for c in '"\\\n'):
+            raise ValueError(
+                f"{value!r}: the value of {m.name} may not hold quotes, backslashes or newlines"
+            )
+        if any(seen.label == m.name for seen in matchers):
+            raise ValueError(f"{value!r}: label {m.name} is matched twice")
+        matchers.append(Matcher(label=m.name, op=op, value=m.value))
+    try:
+        check_metric_name(node.name)
+    except ConfigurationError as exc:
+        raise ValueError(str(exc)) from None
+    return Selector(metric=node.name, matchers=tuple(sorted(matchers, key=lambda x: x.label)))
+
+
+def _alert_name(value: str) -> str:
+    if not _ALERT_NAME_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not an alert name: use CamelCase letters and digits starting with a"
+            " capital, for example 'ToolFailureRatioHigh'"
+        )
+    return value
+
+
+def _label_names(value: tuple[str, ...]) -> tuple[str, ...]:
+    for label in value:
+        if not _LABEL_RE.match(label) or label.startswith("__"):
+            raise ValueError(f"{label!r} is not a label name: use letters, digits and '_'")
+        if label in ("service", "le"):
+            raise ValueError(
+                f"leave {label!r} out: every rule is grouped by service already, and le"
+                " belongs to histograms"
+            )
+    if len(set(value)) != len(value):
+        raise ValueError(f"a label is listed twice: {list(value)}")
+    return value
+
+
+SelectorField = Annotated[Selector, BeforeValidator(_selector)]
+RuleKind = Literal["ratio", "rate_above", "rate_below", "quantile_above"]
+_RULE_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # kind: (needed, optional)
+    "ratio": (("numerator", "denominator"), ("min_rate",)),
+    "rate_above": (("metric",), ()),
+    "rate_below": (("metric",), ()),
+    "quantile_above": (("metric", "quantile", "buckets"), ("min_rate",)),
+}
+
+
+class ServiceRule(_Model):
+    """A custom alert on the service's own counters or histograms, of a kind glassbox tests.
+
+    ``ratio``: ``numerator`` over ``denominator`` (two counter selectors) above
+    ``threshold``, while the denominator runs at ``min_rate`` per second or more.
+    ``rate_above`` / ``rate_below``: the per-second rate of the counter ``metric``
+    against ``threshold``; with no ``by``, ``rate_below`` also fires when the counter
+    has no series at all (a stopped or never-started producer), since Prometheus cannot
+    tell which group went missing when there is a ``by``.
+    ``quantile_above``: a quantile of the histogram ``metric`` above ``threshold``
+    seconds, which must be one of its ``buckets`` (and not the last).
+    """
+
+    name: Annotated[str, AfterValidator(_alert_name)]
+    kind: RuleKind
+    severity: Severity
+    for_: PositiveDuration = Field(alias="for")
+    summary: str | None = None
+    by: Annotated[tuple[str, ...], AfterValidator(_label_names)] = ()
+    threshold: float
+    numerator: SelectorField | None = None
+    denominator: SelectorField | None = None
+    metric: SelectorField | None = None
+    quantile: float | None = None
+    buckets: tuple[float, ...] | None = None
+    min_rate: float | None = Field(
+        default=None, ge=0, description="per-second rate below which the rule stays quiet"
+    )
+
+    @field_validator("summary")
+    @classmethod
+    def _summary(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or "{{" in value):
+            raise ValueError(
+                "the summary is static text (no {{ ... }}); the description carries the values"
+            )
+        return value
+
+    @field_validator("buckets")
+    @classmethod
+    def _buckets(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if value is None:
+            return None
+        try:
+            return check_buckets(value)
+        except ConfigurationError as exc:
+            raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> Self:
+        need, optional = _RULE_FIELDS[self.kind]
+        missing = [f for f in need if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"a {self.kind} rule needs {', '.join(missing)}")
+        extra = [
+            f
+            for f in ("numerator", "denominator", "metric", "quantile", "buckets", "min_rate")
+            if f not in need + optional and getattr(self, f) is not None
+        ]
+        if extra:
+            raise ValueError(f"a {self.kind} rule takes no {', '.join(extra)}; remove it")
+        if self.kind == "quantile_above":
+            self._check_histogram()
+        else:
+            for field, selector in self.selectors:
+                if not selector.metric.endswith("_total"):
+                    raise ValueError(
+                        f"{field}: {selector.metric} is not a counter (counters end in _total);"
+                        f" a {self.kind} rule reads the rate of a counter"
+                    )
+        if self.kind == "ratio":
+            self._check_ratio()
+        elif self.kind == "rate_below" and self.threshold <= 0:
+            raise ValueError(
+                f"threshold: {self.threshold} per second; a rate is never below 0, use a"
+                " positive rate"
+            )
+        elif self.kind == "rate_above" and self.threshold < 0:
+            raise ValueError(f"threshold: {self.threshold} per second must be 0 or more")
+        return self
+
+    def _check_ratio(self) -> None:
+        assert self.numerator is not None
+        assert self.denominator is not None
+        if not 0 < self.threshold < 1:
+            raise ValueError(
+                f"threshold: {self.threshold} is not a ratio; use a number between 0 and 1,"
+                " for example 0.05 for 5 %"
+            )
+        num, den = self.numerator, self.denominator
+        if num.metric == den.metric and (
+            not all(num.matcher(m.label) is not None and num.implies(m) for m in den.matchers)
+            or num.narrowing(den) is None
+        ):
+            raise ValueError(
+                f"numerator {num} must select a part of denominator {den}: every series it"
+                " matches must match the denominator, and some of the denominator's must not"
+                " match it, for example 'tool_executions_total{status=\"error\"}' over"
+                " 'tool_executions_total'"
+            )
+        grouped = set(self.by) & (num.labels | den.labels)
+        if grouped:
+            raise ValueError(
+                f"by: {', '.join(sorted(grouped))} is matched by the numerator or denominator;"
+                " grouping by it would make every ratio 0 or 1, remove it from by"
+            )
+
+    def _check_histogram(self) -> None:
+        assert self.metric is not None
+        assert self.quantile is not None
+        assert self.buckets is not None
+        name = self.metric.metric
+        if name.endswith(("_bucket", "_count", "_sum", "_total")):
+            raise ValueError(
+                f"metric: {name} is a series name; give the histogram's base name (without"
+                " _bucket, _count or _sum)"
+            )
+        if not 0 < self.quantile < 1:
+            raise ValueError(
+                f"quantile: {self.quantile} is not a quantile; use a number between 0 and 1"
+            )
+        problem = bound_problem(
+            name,
+            self.buckets,
+            self.threshold,
+            fix="the rule's buckets (and to the histogram's buckets in the service's code)",
+        )
+        if problem is not None:
+            raise ValueError(f"threshold: {problem}")
+
+    @property
+    def selectors(self) -> tuple[tuple[str, Selector], ...]:
+        """The rule's selectors by field name."""
+        out = []
+        for field in ("numerator", "denominator", "metric"):
+            value = getattr(self, field)
+            if value is not None:
+                out.append((field, value))
+        return tuple(out)
+
+
+class ServiceRecording(_Model):
+    """A recording rule of the service's own, in its rule group."""
+
+    name: str
+    expr: str
+
+    @field_validator("name")
+    @classmethod
+    def _record(cls, value: str) -> str:
+        if not _RECORD_RE.match(value):
+            raise ValueError(
+                f"{value!r} is not a recording-rule name: use level:metric:operations, three"
+                " parts of letters, digits and '_' joined by ':', for example"
+                " 'api:request_rate:1m' or 'service_route:http_requests:rate5m'"
+            )
+        return value
+
+    @field_validator("expr")
+    @classmethod
+    def _expr(cls, value: str) -> str:
+        try:
+            pp.parse(value)
+        except (ValueError, RuntimeError) as exc:
+            raise ValueError(f"not valid PromQL: {exc}") from None
+        return value
+
+
 class Service(_Model):
     """A service instrumented with ``glassbox.instrument``."""
 
@@ -274,9 +592,14 @@ class Service(_Model):
     metrics_token: Secret | None = Field(
         default=None, description="bearer token when /metrics is protected"
     )
+    scrape_interval: PositiveDuration | None = Field(
+        default=None, description="this service's scrape interval (prometheus.scrape_interval)"
+    )
     alerts: ServiceAlerts = ServiceAlerts()
     slos: tuple[Slo, ...] = ()
     business_metrics: tuple[BusinessMetric, ...] = ()
+    rules: tuple[ServiceRule, ...] = ()
+    recordings: tuple[ServiceRecording, ...] = ()
 
     _token = field_validator("metrics_token", mode="before")(_secret)
 
@@ -323,28 +646,85 @@ class Service(_Model):
             if s.threshold is not None
         ]
         for where, seconds in checks:
-            if not catalogue.is_bound(seconds):
-                raise ValueError(f"{where}: {not_a_bound(catalogue, seconds)}")
-            if seconds >= catalogue.buckets[-1]:
-                raise ValueError(
-                    f"{where}: {seconds} s is the largest bucket boundary; a quantile above"
-                    " it cannot be measured. Use a smaller threshold or add larger buckets"
-                )
+            problem = bound_problem(
+                catalogue.request_duration.name,
+                catalogue.buckets,
+                seconds,
+                fix="the service's buckets (and to GLASSBOX_BUCKETS in the service)",
+            )
+            if problem is not None:
+                raise ValueError(f"{where}: {problem}")
         names = [s.name for s in self.slos]
         if len(set(names)) != len(names):
             raise ValueError(f"slos: names must be unique, got {names}")
         return self
 
+    @model_validator(mode="after")
+    def _rules_read_known_metrics(self) -> Self:
+        declared = {m.name: m.kind for m in self.business_metrics}
+        c = self.catalogue
+        counters = {c.requests_total.name, c.exceptions.name} | {
+            name for name, kind in declared.items() if kind == "counter"
+        }
+        for i, rule in enumerate(self.rules):
+            want = "histogram" if rule.kind == "quantile_above" else "counter"
+            for field, selector in rule.selectors:
+                name = selector.metric
+                where = f"rules[{i}].{field}"
+                if want == "counter" and name in counters:
+                    continue
+                if want == "histogram" and declared.get(name) == "histogram":
+                    continue
+                if name == c.request_duration.name:
+                    raise ValueError(
+                        f"{where}: {name} is the service's request-duration histogram; alert on"
+                        " its quantiles with [[services.alerts.latency]]"
+                    )
+                if name in declared:
+                    raise ValueError(
+                        f"{where}: {name} is declared as a {declared[name]}; a {rule.kind} rule"
+                        f" needs a {want}"
+                    )
+                raise ValueError(
+                    f"{where}: {name} is not a metric of this service; declare it with"
+                    f" [[services.business_metrics]] name = '{name}', kind = '{want}'"
+                )
+        buckets: dict[str, tuple[float, ...]] = {}
+        for i, rule in enumerate(self.rules):
+            if rule.metric is not None and rule.buckets is not None:
+                seen = buckets.setdefault(rule.metric.metric, rule.buckets)
+                if seen != rule.buckets:
+                    raise ValueError(
+                        f"rules[{i}].buckets: {rule.metric.metric} has the buckets {list(seen)}"
+                        " in an earlier rule; a histogram has one set of buckets"
+                    )
+        _unique("rules", [r.name for r in self.rules])
+        _unique("recordings", [r.name for r in self.recordings])
+        return self
 
-def not_a_bound(catalogue: RedCatalogue, seconds: float) -> str:
-    """The message for a latency threshold that is not a bucket boundary."""
-    below, above = catalogue.nearest_bounds(seconds)
-    near = " or ".join(le_label(b) for b in (below, above) if b is not None)
-    return (
-        f"{seconds} s is not a bucket boundary of {catalogue.request_duration.name}, so"
-        f" the alert could never be computed exactly; use {near}, or add {seconds} to"
-        " the service's buckets (and to GLASSBOX_BUCKETS in the service)"
-    )
+
+def bound_problem(
+    histogram: str, buckets: Sequence[float], seconds: float, *, fix: str
+) -> str | None:
+    """Why ``seconds`` cannot be a quantile threshold of ``histogram`` (None: it can).
+
+    A threshold must be a bucket boundary other than the last, or the quantile could
+    not be compared with it exactly. ``fix`` names where a missing boundary goes.
+    """
+    if not any(math.isclose(seconds, b, rel_tol=0, abs_tol=1e-12) for b in buckets):
+        below = [b for b in buckets if b < seconds]
+        above = [b for b in buckets if b > seconds]
+        near = " or ".join(le_label(b) for b in (below[-1:] + above[:1]))
+        return (
+            f"{seconds} s is not a bucket boundary of {histogram}, so the alert could never"
+            f" be computed exactly; use {near}, or add {seconds} to {fix}"
+        )
+    if seconds >= buckets[-1]:
+        return (
+            f"{seconds} s is the largest bucket boundary; a quantile above it cannot be"
+            " measured. Use a smaller threshold or add larger buckets"
+        )
+    return None
 
 
 DependencyKind = Literal["postgres", "redis", "mongodb", "qdrant", "node", "containers"]
@@ -530,6 +910,7 @@ class StackConfig(_Model):
         _unique("dependencies", [d.name for d in self.dependencies])
         _unique("receivers", [r.name for r in self.receivers])
         _unique("prometheus.remote_write", [r.name for r in self.prometheus.remote_write])
+        _unique("services.rules (alert names)", [r.name for s in self.services for r in s.rules])
         known = {r.name for r in self.receivers}
         services = {s.name for s in self.services}
         for i, route in enumerate(self.routing.routes):
@@ -555,6 +936,12 @@ class StackConfig(_Model):
                         f"services[{s}].alerts.latency[{a}].for: {alert.for_} is shorter than"
                         " two evaluation intervals; one slow scrape would page"
                     )
+            for r, rule in enumerate(service.rules):
+                if duration_seconds(rule.for_) < 2 * interval:
+                    raise ValueError(
+                        f"services[{s}].rules[{r}].for: {rule.for_} is shorter than two"
+                        " evaluation intervals; one odd evaluation would notify"
+                    )
             alerts = service.alerts
             for name in (
                 "error_for", "down_for", "instance_down_for", "absent_for", "saturation_for",
@@ -566,12 +953,24 @@ class StackConfig(_Model):
                         f"services[{s}].alerts.{name}: {held} is shorter than two evaluation"
                         " intervals; one odd evaluation would notify"
                     )
-            scrape = duration_seconds(self.prometheus.scrape_interval)
-            if duration_seconds(alerts.window) < 4 * scrape:
+            every = service.scrape_interval or self.prometheus.scrape_interval
+            if duration_seconds(every) > duration_seconds(self.prometheus.scrape_interval):
+                raise ValueError(
+                    f"services[{s}].scrape_interval: {every} is longer than"
+                    f" prometheus.scrape_interval ({self.prometheus.scrape_interval}); Grafana's"
+                    " $__rate_interval follows the global interval, so the service's panels"
+                    " would have gaps. Raise prometheus.scrape_interval instead"
+                )
+            if duration_seconds(alerts.window) < 4 * duration_seconds(every):
+                source = (
+                    f"services[{s}].scrape_interval"
+                    if service.scrape_interval
+                    else "prometheus.scrape_interval"
+                )
                 raise ValueError(
                     f"services[{s}].alerts.window: {alerts.window} holds fewer than four"
-                    f" scrapes ({self.prometheus.scrape_interval} apart); rate() needs more"
-                    " samples than that to be steady"
+                    f" scrapes ({source} is {every}); rate() needs more samples than that to"
+                    " be steady. Make the window at least four scrape intervals long"
                 )
         return self
 

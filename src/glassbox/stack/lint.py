@@ -22,6 +22,7 @@ from typing import Any
 
 import promql_parser as pp
 
+from glassbox.metrics.catalogue import le_label
 from glassbox.stack.config import StackConfig, duration_seconds
 
 __all__ = ["Vocabulary", "lint_alert", "lint_expr", "lint_recording", "vocabulary"]
@@ -78,6 +79,10 @@ def vocabulary(
     for service in config.services:
         c = service.catalogue
         le[f"{c.request_duration.name}_bucket"] = frozenset(c.le_values())
+        for rule in service.rules:
+            if rule.metric is not None and rule.buckets is not None:
+                bounds = (*(le_label(b) for b in rule.buckets), "+Inf")
+                le[f"{rule.metric.metric}_bucket"] = frozenset(bounds)
     return Vocabulary(types, le, frozenset(recorded))
 
 

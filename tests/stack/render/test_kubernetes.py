@@ -122,6 +122,16 @@ def test_one_service_monitor_per_service(files: dict[str, str]) -> None:
     assert "authorization" not in worker
 
 
+def test_a_service_scrape_interval_reaches_its_service_monitor() -> None:
+    data = json.loads(json.dumps(STACK))
+    data["services"][1]["scrape_interval"] = "10s"
+    data["services"][1]["alerts"] = {"window": "1m"}
+    monitors = _objects(_render(parse_config(data))[0], "ServiceMonitor")
+    [worker] = monitors["kubernetes/servicemonitors/worker.yaml"]["spec"]["endpoints"]
+    [checkout] = monitors["kubernetes/servicemonitors/checkout-api.yaml"]["spec"]["endpoints"]
+    assert (worker["interval"], checkout["interval"]) == ("10s", "30s")
+
+
 def _group_from_yaml(data: dict[str, Any]) -> RuleGroup:
     rules: list[Alert | Recording] = []
     for rule in data["rules"]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
+from glassbox.exceptions import ConfigurationError
 from glassbox.stack.components.dependencies import dependency_bundle
 from glassbox.stack.components.monitoring import monitoring_bundle
 from glassbox.stack.components.service import service_bundle
@@ -31,4 +34,25 @@ def collect(
             alertmanager_targets=alertmanager_targets,
         )
     )
+    _own_names_are_free(config, bundles)
     return bundles
+
+
+def _own_names_are_free(config: StackConfig, bundles: list[Bundle]) -> None:
+    """A ``[[services.rules]]`` alert or ``[[services.recordings]]`` name is not a generated one."""
+    alerts = Counter(a.name for b in bundles for a in b.alerts)
+    records = Counter(r.record for b in bundles for g in b.groups for r in g.recordings)
+    own = Counter(r.name for s in config.services for r in s.recordings)
+    for s, service in enumerate(config.services):
+        for i, rule in enumerate(service.rules):
+            if alerts[rule.name] > 1:
+                raise ConfigurationError(
+                    f"services[{s}].rules[{i}].name: {rule.name} is the name of an alert"
+                    " glassbox generates; choose another name"
+                )
+        for i, recording in enumerate(service.recordings):
+            if records[recording.name] > own[recording.name]:
+                raise ConfigurationError(
+                    f"services[{s}].recordings[{i}].name: {recording.name} is the name of a"
+                    " recording rule glassbox generates; choose another name"
+                )

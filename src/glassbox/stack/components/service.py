@@ -1,5 +1,8 @@
 """The service bundle: scrape job, RED recording rules, service alerts, dashboards.
 
+The service's own ``[[services.rules]]`` and ``[[services.recordings]]`` join its rule
+groups (see :mod:`glassbox.stack.components.service_rules`).
+
 Everything is written against the metric catalogue of the service's SDK
 (:class:`~glassbox.metrics.catalogue.RedCatalogue`): names follow its namespace and
 every ``le`` value is spelled exactly as the SDK exposes it.
@@ -8,7 +11,9 @@ every ``le`` value is spelled exactly as the SDK exposes it.
 from __future__ import annotations
 
 from glassbox.metrics.catalogue import SERVICE_INFO, le_label
+from glassbox.metrics.registry import OVERFLOW_METRIC
 from glassbox.stack.components._cases import case, const, counter, expect, samples
+from glassbox.stack.components.service_rules import custom_rules, overflow_alert, overflow_panel
 from glassbox.stack.config import Service, StackConfig, duration_seconds
 from glassbox.stack.model import (
     Alert,
@@ -59,7 +64,7 @@ class _Names:
         return f"{by}:{self.c.prefix}_request_duration_seconds:{_q(quantile)}_{self.window}"
 
 
-def _recordings(service: Service, n: _Names) -> RuleGroup:
+def _recordings(service: Service, n: _Names) -> list[Recording]:
     c = n.c
     w = n.window
     total, bucket = c.requests_total.name, f"{c.request_duration.name}_bucket"
@@ -83,7 +88,7 @@ def _recordings(service: Service, n: _Names) -> RuleGroup:
                     f" (rate({bucket}{{{n.sel}}}[{w}])))",
                 )
             )
-    return RuleGroup(f"{service.name}-recording", tuple(rules))
+    return rules
 
 
 def _labels(service: Service, instance: str = "127.0.0.1:8000") -> dict[str, str]:
@@ -151,7 +156,7 @@ class _Timing:
         return self.at(held) + 5
 
 
-def _alerts(config: StackConfig, service: Service, n: _Names) -> RuleGroup:
+def _alerts(config: StackConfig, service: Service, n: _Names, custom: list[Alert]) -> RuleGroup:
     s = service.name
     a = service.alerts
     c = n.c
@@ -257,7 +262,7 @@ def _alerts(config: StackConfig, service: Service, n: _Names) -> RuleGroup:
             "ServiceHighErrorRatio",
             f"{n.error_ratio}{{{n.sel}}} > {a.error_ratio} {guard}",
             a.error_for,
-            "critical",
+            a.error_severity,
             "The service answers too many requests with 5xx",
             "{{ $labels.service }} answered {{ $value | humanizePercentage }} of requests"
             f" with a 5xx status over {a.window} (threshold {a.error_ratio * 100:g}%).",
@@ -464,7 +469,10 @@ def _alerts(config: StackConfig, service: Service, n: _Names) -> RuleGroup:
             expr_labels=("service", "check"),
         )
     )
-    return RuleGroup(f"{s}-alerts", tuple(alerts))
+    if service.business_metrics:
+        # every label of a business metric is capped (label_cap in the SDK)
+        alerts.append(overflow_alert(service))
+    return RuleGroup(f"{s}-alerts", (*alerts, *custom))
 
 
 def _dashboards(service: Service, n: _Names) -> tuple[Dashboard, ...]:
@@ -615,6 +623,7 @@ def _dashboards(service: Service, n: _Names) -> tuple[Dashboard, ...]:
                 )
                 unit = metric.unit
             panels.append(Panel(metric.title or metric.name, (Query(expr, legend),), unit=unit))
+        panels.append(overflow_panel(sel))
         out.append(
             Dashboard(
                 uid=f"glassbox-{s}-business"[:40],
@@ -636,6 +645,7 @@ def service_bundle(config: StackConfig, service: Service) -> Bundle:
         scheme=service.scheme,
         labels=(("service", service.name),),
         credentials_file=token_file(service) if service.metrics_token else None,
+        scrape_interval=service.scrape_interval,
     )
     metrics: dict[str, str] = {spec.name: spec.type for spec in service.catalogue.all}
     metrics[SERVICE_INFO.name] = SERVICE_INFO.type
@@ -645,15 +655,21 @@ def service_bundle(config: StackConfig, service: Service) -> Bundle:
             "health_check_duration_seconds": "histogram",
             "process_resident_memory_bytes": "gauge",
             "process_cpu_seconds_total": "counter",
+            OVERFLOW_METRIC: "counter",
             "up": "gauge",
         }
     )
     for metric in service.business_metrics:
         metrics[metric.name] = metric.kind
+    red = _recordings(service, n)
+    recordings, alerts = custom_rules(service, step=_Timing(service).step, recorded=red)
     return Bundle(
         name=f"service-{service.name}",
         jobs=(job,),
-        groups=(_recordings(service, n), _alerts(config, service, n)),
+        groups=(
+            RuleGroup(f"{service.name}-recording", (*red, *recordings)),
+            _alerts(config, service, n, alerts),
+        ),
         dashboards=_dashboards(service, n),
         metrics=metrics,
     )

@@ -108,7 +108,7 @@ def _service_monitor(config: StackConfig, service: Service, namespace: str) -> d
         "port": "http",
         "path": service.metrics_path,
         "scheme": service.scheme,
-        "interval": config.prometheus.scrape_interval,
+        "interval": service.scrape_interval or config.prometheus.scrape_interval,
         # the same job and service labels as prometheus.yml, whatever the Service is called
         "relabelings": [
             {"action": "replace", "targetLabel": "job", "replacement": service.name},
