@@ -75,7 +75,13 @@ def _recordings(service: Service, n: _Names) -> list[Recording]:
     ):
         rules += [
             Recording(requests, f"sum by ({by}) (rate({total}{{{n.sel}}}[{w}]))"),
-            Recording(errors, f'sum by ({by}) (rate({total}{{{n.sel},status=~"5.."}}[{w}]))'),
+            # no 5xx is an error rate of 0, not an absent series (a ratio panel with
+            # "No data" when all is well reads as broken)
+            Recording(
+                errors,
+                f'sum by ({by}) (rate({total}{{{n.sel},status=~"5.."}}[{w}]))'
+                f" or 0 * sum by ({by}) (rate({total}{{{n.sel}}}[{w}]))",
+            ),
             # Numerator and denominator carry the same labels: one-to-one division.
             Recording(ratio, f"{errors} / {requests}"),
         ]
@@ -506,7 +512,8 @@ def _dashboards(service: Service, n: _Names) -> tuple[Dashboard, ...]:
                         "5xx error ratio",
                         (
                             Query(
-                                f'sum(rate({total}{{{sel}, status=~"5.."}}[{rate}]))'
+                                f'(sum(rate({total}{{{sel}, status=~"5.."}}[{rate}]))'
+                                f" or 0 * sum(rate({total}{{{sel}}}[{rate}])))"
                                 f" / sum(rate({total}{{{sel}}}[{rate}]))",
                                 "5xx ratio",
                             ),
@@ -569,7 +576,9 @@ def _dashboards(service: Service, n: _Names) -> tuple[Dashboard, ...]:
                         "5xx ratio by route",
                         (
                             Query(
-                                f'sum by (route) (rate({total}{{{rsel}, status=~"5.."}}[{rate}]))'
+                                f"(sum by (route)"
+                                f' (rate({total}{{{rsel}, status=~"5.."}}[{rate}]))'
+                                f" or 0 * sum by (route) (rate({total}{{{rsel}}}[{rate}])))"
                                 f" / sum by (route) (rate({total}{{{rsel}}}[{rate}]))",
                                 "{{route}}",
                             ),
