@@ -83,8 +83,9 @@ def test_layout_and_kustomization_lists_every_file(files: dict[str, str]) -> Non
     assert len(set(listed)) == len(listed)
     assert listed[0] == "kubernetes/alertmanager-secret.yaml"
     kinds = [yaml.safe_load(files[p])["kind"] for p in listed]
-    # stable order: Secret, ServiceMonitors, PrometheusRules, dashboards
-    rank = {"Secret": 0, "ServiceMonitor": 1, "PrometheusRule": 2, "ConfigMap": 3}
+    # stable order: Secret, what scrapes (and deployed exporters), PrometheusRules, dashboards
+    rank = {"Secret": 0, "ServiceMonitor": 1, "ScrapeConfig": 1, "PrometheusRule": 2}
+    rank |= {"Deployment": 1, "DaemonSet": 1, "Service": 1, "ConfigMap": 3}
     assert [rank[k] for k in kinds] == sorted(rank[k] for k in kinds)
     for path in listed:
         assert yaml.safe_load(files[path])["metadata"]["namespace"] == "monitoring"
