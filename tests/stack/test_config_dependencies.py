@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from importlib.resources import files
 from typing import Any
@@ -182,3 +183,23 @@ def test_kubernetes_namespace_and_labels() -> None:
         ({"labelz": {}}, "kubernetes.labelz: unknown setting"),
     ):
         assert expected in error_of(starter(kubernetes=kubernetes)), kubernetes
+
+
+def test_the_starters_commented_dependency_settings_load() -> None:
+    """Uncommented, the settings the starter documents are valid as written."""
+    block = STARTER[STARTER.index("# Dependencies are scraped") : STARTER.index("[[receivers]]")]
+    lines = []
+    for line in block.splitlines():
+        setting = re.match(r"^# ((\[|\w+ = ).*)$", line)
+        lines.append(setting.group(1) if setting else line)
+    text = STARTER.replace(block, "\n".join(lines) + "\n")
+    text = text.replace('targets = ["127.0.0.1:9187"]', "", 1)  # deploy = true brings its own
+    config = parse_config(tomllib.loads(text))
+    db, cache, host = config.dependencies
+    assert (db.deploy, db.targets) == (True, ("db-exporter:9187",))
+    assert db.alerts == PostgresAlerts()
+    assert isinstance(cache.alerts, RedisAlerts)
+    assert cache.alerts.memory_bytes == 1_000_000_000
+    assert isinstance(host.alerts, NodeAlerts)
+    assert (host.alerts.disk_free_warning, host.alerts.for_) == (0.15, "5m")
+    assert config.kubernetes.labels == {"team": "shop"}
