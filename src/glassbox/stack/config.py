@@ -529,6 +529,8 @@ class Dependency(_Model):
     kind: DependencyKind
     targets: tuple[Target, ...] = Field(min_length=1)
     metrics_path: str = "/metrics"
+    # _kind_settings puts the kind's own settings here; the default only stands in
+    # while the kind itself is invalid
     alerts: DependencyAlerts = Field(
         default_factory=QdrantAlerts, description="kind-specific thresholds and hold times"
     )

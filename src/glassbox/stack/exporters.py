@@ -27,7 +27,8 @@ POSTGRES_EXPORTER_IMAGE: Final = "quay.io/prometheuscommunity/postgres-exporter:
 REDIS_EXPORTER_IMAGE: Final = "oliver006/redis_exporter:v1.74.0"
 MONGODB_EXPORTER_IMAGE: Final = "percona/mongodb_exporter:0.45.0"
 NODE_EXPORTER_IMAGE: Final = "prom/node-exporter:v1.9.1"
-CADVISOR_IMAGE: Final = "ghcr.io/google/cadvisor:v0.53.0"
+#: ghcr.io tags carry no "v"; releases before 0.53 are on gcr.io/cadvisor/cadvisor.
+CADVISOR_IMAGE: Final = "ghcr.io/google/cadvisor:0.54.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,8 @@ class Exporter:
     per_node: bool = False
     #: The node exporter sees the host's processes (and, in Kubernetes, its network).
     host_pid: bool = False
+    #: Kubernetes memory request and limit.
+    memory: tuple[str, str] = ("32Mi", "256Mi")
 
 
 _NODE_MOUNTS = (
@@ -129,5 +132,6 @@ def exporter(dep: Dependency) -> Exporter:
             args=("--store_container_labels=false", "--housekeeping_interval=10s"),
             mounts=_CADVISOR_MOUNTS,
             per_node=True,
+            memory=("400Mi", "2Gi"),  # what cAdvisor's own DaemonSet asks for
         )
     raise ValueError(f"{dep.kind} has no exporter glassbox deploys")

@@ -283,8 +283,8 @@ def _exporter_objects(
         "ports": [{"name": "metrics", "containerPort": spec.port}],
         "readinessProbe": {"tcpSocket": {"port": "metrics"}, "periodSeconds": 10},
         "resources": {
-            "requests": {"cpu": "10m", "memory": "32Mi"},
-            "limits": {"memory": "256Mi"},
+            "requests": {"cpu": "10m", "memory": spec.memory[0]},
+            "limits": {"memory": spec.memory[1]},
         },
     }
     if spec.args:
