@@ -1,15 +1,14 @@
 """``kubernetes/``: the stack's monitoring objects for a cluster running the Prometheus Operator.
 
 One ServiceMonitor per service (it selects the Services labelled
-``app.kubernetes.io/name: <service>`` and scrapes their port named ``http``), one
-scrape object per dependency (below), one
-PrometheusRule per rule group (the rules are those of ``prometheus/rules``), one
-ConfigMap per dashboard (label ``grafana_dashboard: "1"`` for Grafana's dashboard
-sidecar), the Alertmanager configuration in the Secret ``alertmanager-glassbox`` (key
-``alertmanager.yaml``, what the operator reads for an Alertmanager named ``glassbox``)
-and a ``kustomization.yaml`` listing them all, in ``[kubernetes] namespace``; every
-object also carries ``[kubernetes] labels`` (what the Prometheus resource's
-``serviceMonitorSelector`` and ``ruleSelector`` match).
+``app.kubernetes.io/name: <service>`` and scrapes their port named ``http``), one scrape
+object per dependency (below), one PrometheusRule per rule group (the rules are those of
+``prometheus/rules``), one ConfigMap per dashboard (label ``grafana_dashboard: "1"`` for
+Grafana's dashboard sidecar), the Alertmanager configuration in the Secret
+``alertmanager-glassbox`` (key ``alertmanager.yaml``, what the operator reads for an
+Alertmanager named ``glassbox``) and a ``kustomization.yaml`` listing them all, in
+``[kubernetes] namespace``; every object also carries ``[kubernetes] labels`` (what the
+Prometheus resource's ``serviceMonitorSelector`` and ``ruleSelector`` match).
 
 Each dependency is scraped with the ``dependency`` label its rules select on. With
 ``deploy = true`` glassbox runs its exporter (a Deployment, or a DaemonSet for node_exporter
