@@ -38,11 +38,20 @@ from glassbox.metrics.catalogue import (
 )
 
 __all__ = [
+    "ALERT_SETTINGS",
     "DEFAULT_CONFIG_NAME",
+    "ContainerAlerts",
     "Dependency",
+    "DependencyAlerts",
+    "Kubernetes",
     "LatencyAlert",
+    "MongodbAlerts",
+    "NodeAlerts",
+    "PostgresAlerts",
     "Prometheus",
+    "QdrantAlerts",
     "Receiver",
+    "RedisAlerts",
     "RemoteWrite",
     "Route",
     "Routing",
@@ -54,7 +63,9 @@ __all__ = [
     "ServiceRule",
     "Slo",
     "StackConfig",
+    "TargetDownAlerts",
     "duration_seconds",
+    "exporter_service",
     "load_config",
 ]
 
@@ -741,13 +752,190 @@ EXPORTERS: dict[str, tuple[str, int]] = {
 _DIRECT_PORTS = {"postgres": 5432, "redis": 6379, "mongodb": 27017}
 
 
+class TargetDownAlerts(_Model):
+    """``DependencyTargetDown``: Prometheus cannot scrape the dependency's exporter."""
+
+    target_down_for: PositiveDuration = "2m"
+    target_down_severity: Severity = "critical"
+
+
+class PostgresAlerts(TargetDownAlerts):
+    """Alert settings of a PostgreSQL dependency."""
+
+    down_for: PositiveDuration = "2m"
+    connections_ratio: float = Field(
+        default=0.8, gt=0, lt=1, description="backends per max_connections"
+    )
+    connections_for: PositiveDuration = "5m"
+    connections_severity: Severity = "warning"
+
+
+class RedisAlerts(TargetDownAlerts):
+    """Alert settings of a Redis dependency."""
+
+    down_for: PositiveDuration = "2m"
+    memory_ratio: float = Field(default=0.9, gt=0, lt=1, description="used per maxmemory")
+    memory_bytes: int | None = Field(
+        default=None, gt=0, description="used bytes, for servers without maxmemory"
+    )
+    memory_for: PositiveDuration = "5m"
+
+
+class MongodbAlerts(TargetDownAlerts):
+    """Alert settings of a MongoDB dependency."""
+
+    down_for: PositiveDuration = "2m"
+    connections_ratio: float = Field(
+        default=0.8, gt=0, lt=1, description="current per (current + available)"
+    )
+    connections_for: PositiveDuration = "5m"
+    connections_severity: Severity = "warning"
+
+
+class QdrantAlerts(_Model):
+    """Alert settings of a Qdrant dependency (scraped directly: no exporter)."""
+
+    down_for: PositiveDuration = "2m"
+
+
+class NodeAlerts(TargetDownAlerts):
+    """Alert settings of a host scraped through node_exporter."""
+
+    disk_free_warning: float | None = Field(
+        default=None, gt=0, lt=1, description="free fraction of / below which to warn"
+    )
+    disk_free_critical: float = Field(default=0.05, gt=0, lt=1)
+    memory_ratio: float = Field(default=0.9, gt=0, lt=1)
+    cpu_ratio: float = Field(default=0.9, gt=0, lt=1)
+    for_: PositiveDuration | None = Field(
+        default=None,
+        alias="for",
+        description="hold time of the disk, memory, CPU and load alerts (default: each its own)",
+    )
+
+    @model_validator(mode="after")
+    def _tiers(self) -> Self:
+        if self.disk_free_warning is not None and (
+            self.disk_free_warning <= self.disk_free_critical
+        ):
+            raise ValueError(
+                f"disk_free_warning ({self.disk_free_warning}) must be above"
+                f" disk_free_critical ({self.disk_free_critical}): the warning comes first,"
+                " while more of the disk is still free"
+            )
+        return self
+
+
+class ContainerAlerts(TargetDownAlerts):
+    """Alert settings of containers scraped through cAdvisor."""
+
+    memory_ratio: float = Field(default=0.9, gt=0, lt=1, description="working set per limit")
+    cpu_ratio: float | None = Field(
+        default=None, gt=0, lt=1, description="CPU used per CPU quota (default: no alert)"
+    )
+    for_: PositiveDuration | None = Field(
+        default=None,
+        alias="for",
+        description="hold time of the memory and CPU alerts (default: each its own)",
+    )
+
+
+DependencyAlerts = (
+    PostgresAlerts | RedisAlerts | MongodbAlerts | QdrantAlerts | NodeAlerts | ContainerAlerts
+)
+
+#: The ``[dependencies.alerts]`` settings each kind takes.
+ALERT_SETTINGS: dict[str, type[DependencyAlerts]] = {
+    "postgres": PostgresAlerts,
+    "redis": RedisAlerts,
+    "mongodb": MongodbAlerts,
+    "qdrant": QdrantAlerts,
+    "node": NodeAlerts,
+    "containers": ContainerAlerts,
+}
+
+#: The connection setting each deployable exporter needs (None: it needs none).
+_CONNECTION: dict[str, str | None] = {
+    "postgres": "dsn",
+    "redis": "address",
+    "mongodb": "uri",
+    "node": None,
+    "containers": None,
+}
+
+
+def _setting_names(model: type[BaseModel]) -> list[str]:
+    return sorted(field.alias or name for name, field in model.model_fields.items())
+
+
+def _kind_alerts(kind: str, name: Any, raw: Any) -> DependencyAlerts:
+    """``[dependencies.alerts]`` validated against the settings of its dependency's kind."""
+    model = ALERT_SETTINGS[kind]
+    if isinstance(raw, model):
+        return raw
+    allowed = ", ".join(_setting_names(model))
+    if not isinstance(raw, dict):
+        raise ValueError(f"alerts must be a table of settings; a {kind} dependency takes {allowed}")
+    unknown = sorted(str(key) for key in set(raw) - set(_setting_names(model)))
+    if unknown:
+        raise ValueError(
+            f"alerts.{unknown[0]} is not an alert setting of {kind} dependency {name!r};"
+            f" a {kind} dependency takes {allowed}"
+        )
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(('alerts', _location(tuple(e['loc'])))).rstrip('.')}:"
+            f" {str(e['msg']).removeprefix('Value error, ')}"
+            for e in exc.errors(include_url=False)
+        ]
+        raise ValueError(f"{'; '.join(problems)} (dependency {name!r})") from None
+
+
+def exporter_service(name: str) -> str:
+    """The compose service (and host name) of a dependency's deployed exporter."""
+    return f"{name}-exporter"
+
+
 class Dependency(_Model):
-    """Something a service relies on, scraped through its exporter."""
+    """Something a service relies on, scraped through its exporter.
+
+    With ``deploy = true`` glassbox also runs the exporter (compose service and
+    Kubernetes workload ``<name>-exporter``); ``targets`` then defaults to it.
+    """
 
     name: Name
     kind: DependencyKind
     targets: tuple[Target, ...] = Field(min_length=1)
     metrics_path: str = "/metrics"
+    # _kind_settings puts the kind's own settings here; the default only stands in
+    # while the kind itself is invalid
+    alerts: DependencyAlerts = Field(
+        default_factory=QdrantAlerts, description="kind-specific thresholds and hold times"
+    )
+    deploy: bool = Field(default=False, description="run the exporter in compose and Kubernetes")
+    dsn: Secret | None = Field(
+        default=None, description="postgres, deploy: the exporter's connection string"
+    )
+    address: Target | None = Field(default=None, description="redis, deploy: host:port")
+    uri: Secret | None = Field(
+        default=None, description="mongodb, deploy: mongodb://user:password@host:27017"
+    )
+
+    _secrets = field_validator("dsn", "uri", mode="before")(_secret)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_settings(cls, data: Any) -> Any:
+        """Alert settings of the dependency's kind; the deployed exporter as default target."""
+        if not isinstance(data, dict) or data.get("kind") not in ALERT_SETTINGS:
+            return data  # the kind's own error says what is wrong
+        kind, name = data["kind"], data.get("name")
+        out = {**data, "alerts": _kind_alerts(kind, name, data.get("alerts", {}))}
+        if data.get("deploy") is True and "targets" not in data and isinstance(name, str):
+            out["targets"] = [f"{exporter_service(name)}:{EXPORTERS[kind][1]}"]
+        return out
 
     @model_validator(mode="after")
     def _exporter_not_server(self) -> Self:
@@ -760,6 +948,115 @@ class Dependency(_Model):
                     f" scrapes its exporter ({exporter}, port {port} by default)"
                 )
         return self
+
+    @model_validator(mode="after")
+    def _deployment(self) -> Self:
+        if self.deploy and self.kind not in _CONNECTION:
+            raise ValueError(
+                f"deploy: {self.kind} serves its own /metrics, so there is no exporter to"
+                " deploy; remove deploy"
+            )
+        wanted = _CONNECTION.get(self.kind)
+        for setting, kind in (("dsn", "postgres"), ("address", "redis"), ("uri", "mongodb")):
+            if getattr(self, setting) is None:
+                continue
+            if setting != wanted:
+                raise ValueError(
+                    f"{setting} is a setting of a deployed {kind} exporter; a {self.kind}"
+                    f" dependency {'takes ' + wanted if wanted else 'needs no connection setting'}"
+                )
+            if not self.deploy:
+                raise ValueError(
+                    f"{setting} is used only when glassbox runs the exporter: add"
+                    f" deploy = true, or remove {setting}"
+                )
+        if self.deploy and wanted is not None and getattr(self, wanted) is None:
+            example = {
+                "dsn": "dsn = { env = 'PG_DSN' } (postgresql://user:password@host:5432/db)",
+                "address": "address = 'redis:6379' (the Redis server, host:port)",
+                "uri": "uri = { env = 'MONGODB_URI' } (mongodb://user:password@host:27017)",
+            }[wanted]
+            raise ValueError(f"deploy = true runs {EXPORTERS[self.kind][0]}, which needs {example}")
+        if self.uri is not None and self.uri.env is None:
+            raise ValueError(
+                "uri: mongodb_exporter reads its URI only from the environment (its image has"
+                " no shell to read a file); give uri = { env = 'MONGODB_URI' }"
+            )
+        if self.deploy:
+            own = f"{exporter_service(self.name)}:{EXPORTERS[self.kind][1]}"
+            if own not in self.targets:
+                raise ValueError(
+                    f"targets: deploy = true runs the exporter as {exporter_service(self.name)!r},"
+                    f" which Prometheus scrapes at {own!r}; add it to targets or leave targets"
+                    " out"
+                )
+        return self
+
+    @property
+    def hold_times(self) -> dict[str, str]:
+        """The alert settings that are hold times (``alerts.<key>``: duration)."""
+        out = {}
+        for name, field in type(self.alerts).model_fields.items():
+            value = getattr(self.alerts, name)
+            if (name.endswith("_for") or name == "for_") and value is not None:
+                out[field.alias or name] = value
+        return out
+
+
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+#: Labels glassbox sets on its Kubernetes objects itself.
+_OWN_LABELS = frozenset(
+    {
+        "app.kubernetes.io/part-of",
+        "app.kubernetes.io/managed-by",
+        "app.kubernetes.io/name",
+        "app.kubernetes.io/component",
+        "grafana_dashboard",
+    }
+)
+
+
+class Kubernetes(_Model):
+    """The ``kubernetes/`` output: where its objects go and how an operator finds them."""
+
+    namespace: str = "monitoring"
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="added to every object, e.g. what serviceMonitorSelector matches",
+    )
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        if len(value) > 63 or not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", value):
+            raise ValueError(
+                f"{value!r} is not a Kubernetes namespace name: use at most 63 lower-case"
+                " letters, digits and '-', starting and ending with a letter or digit"
+            )
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, text in value.items():
+            if key in _OWN_LABELS:
+                raise ValueError(f"{key!r} is set by glassbox itself; choose another label")
+            if len(key.rsplit("/", 1)[0]) > 253 or not _LABEL_KEY.match(key):
+                raise ValueError(
+                    f"{key!r} is not a Kubernetes label key: an optional DNS prefix and '/',"
+                    " then up to 63 letters, digits, '-', '_' or '.' (for example 'team')"
+                )
+            if not _LABEL_VALUE.match(text):
+                raise ValueError(
+                    f"{key}: {text!r} is not a Kubernetes label value: up to 63"
+                    " letters, digits, '-', '_' or '.', starting and ending with a letter or"
+                    " digit"
+                )
+        return value
 
 
 class Receiver(_Model):
@@ -903,6 +1200,19 @@ class StackConfig(_Model):
     dependencies: tuple[Dependency, ...] = ()
     receivers: tuple[Receiver, ...] = Field(min_length=1)
     routing: Routing = Routing()
+    kubernetes: Kubernetes = Kubernetes()
+
+    @model_validator(mode="after")
+    def _dependency_hold_times(self) -> Self:
+        interval = duration_seconds(self.prometheus.evaluation_interval)
+        for d, dep in enumerate(self.dependencies):
+            for name, held in dep.hold_times.items():
+                if duration_seconds(held) < 2 * interval:
+                    raise ValueError(
+                        f"dependencies[{d}].alerts.{name}: {held} is shorter than two"
+                        " evaluation intervals; one odd evaluation would notify"
+                    )
+        return self
 
     @model_validator(mode="after")
     def _references(self) -> Self:

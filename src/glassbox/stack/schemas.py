@@ -6,13 +6,13 @@ Nothing here is downloaded at run time and no third-party schema is committed:
   as its builtin schema ``vendor.compose-spec``;
 * Kubernetes core kinds (ConfigMap, Secret, ...): ``kubernetes-validate`` ships the
   OpenAPI-derived JSON schemas of each Kubernetes release;
-* the Prometheus Operator's custom resources (ServiceMonitor, PrometheusRule): the npm
-  package ``@kubernetes-models/prometheus-operator`` ships validators generated from
-  the operator's API types (the same source as its CRDs' OpenAPI v3 schemas),
-  compiled to JavaScript. ``scripts/setup.sh`` installs it into ``.cache/schemas``;
-  :func:`validate_prometheus_operator` runs it with Node.js. Where either is missing,
-  :class:`SchemaUnavailableError` says so and how to install it, so a check never
-  passes silently without its schema.
+* the Prometheus Operator's custom resources (ServiceMonitor, PrometheusRule,
+  ScrapeConfig): the npm package ``@kubernetes-models/prometheus-operator`` ships
+  validators generated from the operator's API types (the same source as its CRDs'
+  OpenAPI v3 schemas), compiled to JavaScript. ``scripts/setup.sh`` installs it into
+  ``.cache/schemas``; :func:`validate_prometheus_operator` runs it with Node.js. Where
+  either is missing, :class:`SchemaUnavailableError` says so and how to install it, so
+  a check never passes silently without its schema.
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ from typing import Any, Final
 
 __all__ = [
     "KUBERNETES_VERSION",
+    "PROMETHEUS_OPERATOR_ALPHA_API",
     "PROMETHEUS_OPERATOR_KINDS",
     "PROMETHEUS_OPERATOR_PACKAGE",
+    "PROMETHEUS_OPERATOR_RESOURCES",
     "PROMETHEUS_OPERATOR_VERSION",
     "SCHEMA_DIR_ENV",
     "SchemaUnavailableError",
@@ -57,6 +59,12 @@ PROMETHEUS_OPERATOR_KINDS: Final = frozenset(
     {"ServiceMonitor", "PodMonitor", "PrometheusRule", "Probe"}
 )
 PROMETHEUS_OPERATOR_API: Final = "monitoring.coreos.com/v1"
+PROMETHEUS_OPERATOR_ALPHA_API: Final = "monitoring.coreos.com/v1alpha1"
+#: The kinds validated per apiVersion (ScrapeConfig is still v1alpha1 in the operator).
+PROMETHEUS_OPERATOR_RESOURCES: Final = {
+    PROMETHEUS_OPERATOR_API: PROMETHEUS_OPERATOR_KINDS,
+    PROMETHEUS_OPERATOR_ALPHA_API: frozenset({"ScrapeConfig"}),
+}
 
 #: Environment variable naming the directory npm installed the schema packages into
 #: (the directory holding ``node_modules``); default: ``.cache/schemas`` of the checkout.
@@ -199,7 +207,7 @@ import { readFileSync } from "node:fs";
 const request = JSON.parse(readFileSync(0, "utf8"));
 const results = [];
 for (const item of request.objects) {
-  const url = pathToFileURL(`${request.package}/monitoring.coreos.com/v1/${item.kind}.js`);
+  const url = pathToFileURL(`${request.package}/${item.api}/${item.kind}.js`);
   const mod = await import(url.href);
   const Model = mod[item.kind];
   try {
@@ -231,18 +239,16 @@ def _pointer_parts(pointer: str) -> list[str | int]:
 def validate_prometheus_operator(objects: Sequence[Mapping[str, Any]]) -> list[list[str]]:
     """Problems of each Prometheus Operator object (one list per object, in order).
 
-    Every object must be ``monitoring.coreos.com/v1`` of a kind in
-    :data:`PROMETHEUS_OPERATOR_KINDS`. Raises :class:`SchemaUnavailableError` when the
-    package or Node.js is missing.
+    Every object must be of an apiVersion and kind in
+    :data:`PROMETHEUS_OPERATOR_RESOURCES`. Raises :class:`SchemaUnavailableError` when
+    the package or Node.js is missing.
     """
     for obj in objects:
-        if obj.get("apiVersion") != PROMETHEUS_OPERATOR_API or (
-            obj.get("kind") not in PROMETHEUS_OPERATOR_KINDS
-        ):
+        api, kind = str(obj.get("apiVersion")), obj.get("kind")
+        if kind not in PROMETHEUS_OPERATOR_RESOURCES.get(api, frozenset()):
+            known = "; ".join(f"{a} {sorted(k)}" for a, k in PROMETHEUS_OPERATOR_RESOURCES.items())
             raise ValueError(
-                f"not a {PROMETHEUS_OPERATOR_API} object of kind"
-                f" {sorted(PROMETHEUS_OPERATOR_KINDS)}: {obj.get('apiVersion')}"
-                f" {obj.get('kind')}"
+                f"not a Prometheus Operator object glassbox validates ({known}): {api} {kind}"
             )
     if not objects:
         return []
@@ -255,7 +261,9 @@ def validate_prometheus_operator(objects: Sequence[Mapping[str, Any]]) -> list[l
         )
     request = {
         "package": str(package),
-        "objects": [{"kind": obj["kind"], "object": dict(obj)} for obj in objects],
+        "objects": [
+            {"api": obj["apiVersion"], "kind": obj["kind"], "object": dict(obj)} for obj in objects
+        ],
     }
     try:
         proc = subprocess.run(

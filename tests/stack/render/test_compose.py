@@ -9,6 +9,13 @@ import pytest
 import yaml
 
 from glassbox.stack.config import StackConfig, parse_config
+from glassbox.stack.exporters import (
+    CADVISOR_IMAGE,
+    MONGODB_EXPORTER_IMAGE,
+    NODE_EXPORTER_IMAGE,
+    POSTGRES_EXPORTER_IMAGE,
+    REDIS_EXPORTER_IMAGE,
+)
 from glassbox.stack.render.compose import (
     ALERTMANAGER_IMAGE,
     GRAFANA_FALLBACK_IMAGE,
@@ -308,3 +315,94 @@ def test_loopback_ipv6_and_digests_are_accepted() -> None:
         document["services"]["loki"]["image"] = "grafana/loki@sha256:" + "a" * 64
 
     assert _planted(change) == []
+
+
+#: Every kind glassbox deploys an exporter for, plus one it only scrapes.
+DEPLOYED: list[dict[str, Any]] = [
+    {"name": "db", "kind": "postgres", "deploy": True, "dsn": {"env": "PG_DSN"}},
+    {"name": "cache", "kind": "redis", "deploy": True, "address": "redis:6379"},
+    {"name": "docs", "kind": "mongodb", "deploy": True, "uri": {"env": "MONGODB_URI"}},
+    {"name": "host", "kind": "node", "deploy": True},
+    {"name": "docker", "kind": "containers", "deploy": True},
+    {"name": "ext", "kind": "redis", "targets": ["10.0.0.7:9121"]},
+]
+DEPLOYED_SECRETS = {
+    "PG_DSN": "postgresql://monitor:planted-pg-password@db:5432/app",
+    "MONGODB_URI": "mongodb://monitor:planted-mongo-password@docs:27017",
+}
+
+
+@pytest.fixture
+def deployed(monkeypatch: pytest.MonkeyPatch) -> tuple[str, dict[str, Any]]:
+    for name, value in {**PLANTED, **DEPLOYED_SECRETS}.items():
+        monkeypatch.setenv(name, value)
+    text = render_compose(parse_config({**STACK, "dependencies": DEPLOYED}))["compose.yaml"]
+    return text, yaml.safe_load(text)
+
+
+def test_deployed_exporters_are_pinned_and_unpublished(
+    deployed: tuple[str, dict[str, Any]],
+) -> None:
+    text, document = deployed
+    services = document["services"]
+    images = {name: services[name]["image"] for name in services if name.endswith("-exporter")}
+    assert images == {
+        "db-exporter": POSTGRES_EXPORTER_IMAGE,
+        "cache-exporter": REDIS_EXPORTER_IMAGE,
+        "docs-exporter": MONGODB_EXPORTER_IMAGE,
+        "host-exporter": NODE_EXPORTER_IMAGE,
+        "docker-exporter": CADVISOR_IMAGE,
+    }
+    for name in images:
+        assert "ports" not in services[name], name  # Prometheus scrapes on the network
+        assert services[name]["restart"] == "unless-stopped"
+    assert check_compose(text) == []
+    for value in DEPLOYED_SECRETS.values():
+        assert value not in text
+    header = text.split("\nname:", 1)[0]
+    assert "#   PG_DSN" in header
+    assert "#   MONGODB_URI" in header
+
+
+def test_postgres_dsn_is_a_compose_secret_read_by_the_launcher(
+    deployed: tuple[str, dict[str, Any]],
+) -> None:
+    _, document = deployed
+    assert document["secrets"]["exporter_db_dsn"] == {"environment": "PG_DSN"}
+    db = document["services"]["db-exporter"]
+    assert db["secrets"] == [
+        {"source": "exporter_db_dsn", "target": "/run/secrets/exporter_db_dsn"}
+    ]
+    assert "environment" not in db
+    shell, flag, script, _ = db["entrypoint"]
+    assert (shell, flag) == ("/bin/sh", "-c")
+    # $$ is Compose's escape: the container's shell sees $(cat ...) and "$@"
+    assert script == (
+        'DATA_SOURCE_NAME="$$(cat /run/secrets/exporter_db_dsn)" exec /bin/postgres_exporter "$$@"'
+    )
+
+
+def test_connection_settings_of_redis_and_mongodb(deployed: tuple[str, dict[str, Any]]) -> None:
+    _, document = deployed
+    services = document["services"]
+    assert services["cache-exporter"]["environment"] == {"REDIS_ADDR": "redis://redis:6379"}
+    # the exporter reads no file and its image has no shell: the variable, never its value
+    assert services["docs-exporter"]["environment"] == {
+        "MONGODB_URI": "${MONGODB_URI:?set MONGODB_URI (see glassbox.toml)}"
+    }
+    assert "ext-exporter" not in services
+
+
+def test_host_exporters_mount_the_host_read_only(deployed: tuple[str, dict[str, Any]]) -> None:
+    _, document = deployed
+    node = document["services"]["host-exporter"]
+    assert node["volumes"] == ["/proc:/host/proc:ro", "/sys:/host/sys:ro", "/:/host/root:ro"]
+    assert node["pid"] == "host"
+    assert "--path.rootfs=/host/root" in node["command"]
+    # a literal $ in an argument is escaped from Compose's interpolation
+    (exclude,) = [c for c in node["command"] if c.startswith("--collector.filesystem")]
+    assert exclude.endswith("($$|/)")
+    cadvisor = document["services"]["docker-exporter"]
+    assert all(v.endswith(":ro") for v in cadvisor["volumes"])
+    assert "/var/lib/docker:/var/lib/docker:ro" in cadvisor["volumes"]
+    assert "privileged" not in cadvisor

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from glassbox.stack.build import merge_dashboards
 from glassbox.stack.components import collect
 from glassbox.stack.config import StackConfig, parse_config
 from glassbox.stack.model import Alert, Recording, RuleGroup
@@ -22,12 +23,20 @@ from glassbox.stack.render.kubernetes import (
     ALERTMANAGER_SECRETS,
     KUSTOMIZATION,
     check_kubernetes,
+    exporter_secret,
     metrics_token_secret,
     render_kubernetes,
 )
 from glassbox.stack.render.prometheus import render_prometheus
 from glassbox.stack.schemas import SCHEMA_DIR_ENV, schema_dir
-from tests.stack.render.test_compose import STACK, assert_no_planted_secret, stack_config
+from tests.stack.render.test_compose import (
+    DEPLOYED,
+    DEPLOYED_SECRETS,
+    PLANTED,
+    STACK,
+    assert_no_planted_secret,
+    stack_config,
+)
 
 crd_schema = pytest.mark.skipif(
     schema_dir() is None or shutil.which("node") is None,
@@ -41,8 +50,7 @@ def _render(config: StackConfig, **overrides: Any) -> tuple[dict[str, str], list
     groups = [g for b in bundles for g in b.groups]
     alertmanager = render_alertmanager(config, bundles)
     grafana = render_grafana(
-        [d for b in bundles for d in b.dashboards],
-        scrape_interval=config.prometheus.scrape_interval,
+        merge_dashboards(bundles), scrape_interval=config.prometheus.scrape_interval
     )
     arguments: dict[str, Any] = {
         "groups": groups,
@@ -83,8 +91,9 @@ def test_layout_and_kustomization_lists_every_file(files: dict[str, str]) -> Non
     assert len(set(listed)) == len(listed)
     assert listed[0] == "kubernetes/alertmanager-secret.yaml"
     kinds = [yaml.safe_load(files[p])["kind"] for p in listed]
-    # stable order: Secret, ServiceMonitors, PrometheusRules, dashboards
-    rank = {"Secret": 0, "ServiceMonitor": 1, "PrometheusRule": 2, "ConfigMap": 3}
+    # stable order: Secret, what scrapes (and deployed exporters), PrometheusRules, dashboards
+    rank = {"Secret": 0, "ServiceMonitor": 1, "ScrapeConfig": 1, "PrometheusRule": 2}
+    rank |= {"Deployment": 1, "DaemonSet": 1, "Service": 1, "ConfigMap": 3}
     assert [rank[k] for k in kinds] == sorted(rank[k] for k in kinds)
     for path in listed:
         assert yaml.safe_load(files[path])["metadata"]["namespace"] == "monitoring"
@@ -369,3 +378,142 @@ def test_names_with_underscores_become_dns_names() -> None:
     credentials = monitor["spec"]["endpoints"][0]["authorization"]["credentials"]
     assert credentials["name"] == "glassbox-billing-worker-metrics-token"
     assert check_kubernetes(files, require_crd_schema=False) == []
+
+
+# --------------------------------------------------------------------------- dependencies
+
+
+def test_each_dependency_is_scraped_with_its_dependency_label(files: dict[str, str]) -> None:
+    """A dependency glassbox does not run: a ScrapeConfig of its configured targets."""
+    (scrape,) = _objects(files, "ScrapeConfig").values()
+    assert scrape["apiVersion"] == "monitoring.coreos.com/v1alpha1"
+    assert scrape["metadata"]["name"] == "glassbox-db"
+    spec = scrape["spec"]
+    assert spec["staticConfigs"] == [
+        {"targets": ["db-exporter:9187"], "labels": {"dependency": "db"}}
+    ]
+    assert spec["metricsPath"] == "/metrics"
+    assert spec["scrapeInterval"] == "30s"
+    assert spec["relabelings"] == [{"action": "replace", "targetLabel": "job", "replacement": "db"}]
+
+
+@pytest.fixture
+def deployed(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for name, value in {**PLANTED, **DEPLOYED_SECRETS}.items():
+        monkeypatch.setenv(name, value)
+    kubernetes = {"namespace": "kalki-monitoring", "labels": {"team": "kalki"}}
+    config = parse_config({**STACK, "dependencies": DEPLOYED, "kubernetes": kubernetes})
+    return _render(config)[0]
+
+
+def test_deployed_exporters_run_as_workloads_with_a_service_monitor(
+    deployed: dict[str, str],
+) -> None:
+    workloads = {**_objects(deployed, "Deployment"), **_objects(deployed, "DaemonSet")}
+    assert sorted(workloads) == [
+        "kubernetes/exporters/cache-deployment.yaml",
+        "kubernetes/exporters/db-deployment.yaml",
+        "kubernetes/exporters/docker-daemonset.yaml",
+        "kubernetes/exporters/docs-deployment.yaml",
+        "kubernetes/exporters/host-daemonset.yaml",
+    ]
+    services = _objects(deployed, "Service")
+    monitors = _objects(deployed, "ServiceMonitor")
+    for name in ("db", "cache", "docs", "host", "docker"):
+        kind = "daemonset" if name in ("host", "docker") else "deployment"
+        workload = workloads[f"kubernetes/exporters/{name}-{kind}.yaml"]
+        pods = workload["spec"]["template"]["metadata"]["labels"]
+        assert workload["spec"]["selector"]["matchLabels"] == pods
+        service = services[f"kubernetes/exporters/{name}-service.yaml"]
+        assert service["spec"]["selector"] == pods
+        assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+        monitor = monitors[f"kubernetes/servicemonitors/{name}-exporter.yaml"]
+        assert monitor["spec"]["selector"]["matchLabels"] == pods
+        (endpoint,) = monitor["spec"]["endpoints"]
+        assert endpoint["port"] == "metrics"
+        assert {"action": "replace", "targetLabel": "dependency", "replacement": name} in (
+            endpoint["relabelings"]
+        )
+    # the one dependency glassbox does not run is scraped where glassbox.toml says
+    (scrape,) = _objects(deployed, "ScrapeConfig").values()
+    assert scrape["spec"]["staticConfigs"][0]["targets"] == ["10.0.0.7:9121"]
+
+
+def _container(doc: dict[str, Any]) -> dict[str, Any]:
+    (container,) = doc["spec"]["template"]["spec"]["containers"]
+    assert isinstance(container, dict)
+    return container
+
+
+def test_exporter_connections_come_from_secrets(deployed: dict[str, str]) -> None:
+    db = _container(yaml.safe_load(deployed["kubernetes/exporters/db-deployment.yaml"]))
+    assert db["env"] == [
+        {
+            "name": "DATA_SOURCE_NAME",
+            "valueFrom": {"secretKeyRef": {"name": exporter_secret("db"), "key": "dsn"}},
+        }
+    ]
+    assert exporter_secret("db") == "glassbox-db-exporter"
+    docs = _container(yaml.safe_load(deployed["kubernetes/exporters/docs-deployment.yaml"]))
+    assert docs["env"][0]["valueFrom"]["secretKeyRef"] == {
+        "name": "glassbox-docs-exporter",
+        "key": "uri",
+    }
+    cache = _container(yaml.safe_load(deployed["kubernetes/exporters/cache-deployment.yaml"]))
+    assert cache["env"] == [{"name": "REDIS_ADDR", "value": "redis://redis:6379"}]
+    assert_no_planted_secret(deployed)
+    for value in DEPLOYED_SECRETS.values():
+        assert not [p for p, text in deployed.items() if value in text]
+
+
+def test_node_exporter_reads_the_host_read_only(deployed: dict[str, str]) -> None:
+    node = yaml.safe_load(deployed["kubernetes/exporters/host-daemonset.yaml"])
+    pod = node["spec"]["template"]["spec"]
+    assert pod["hostPID"] is True
+    assert pod["hostNetwork"] is True
+    assert pod["securityContext"] == {"runAsNonRoot": True, "runAsUser": 65534}
+    assert {v["hostPath"]["path"] for v in pod["volumes"]} == {"/proc", "/sys", "/"}
+    assert all(m["readOnly"] for m in _container(node)["volumeMounts"])
+    monitor = yaml.safe_load(deployed["kubernetes/servicemonitors/host-exporter.yaml"])
+    assert {
+        "action": "replace",
+        "sourceLabels": ["__meta_kubernetes_pod_node_name"],
+        "targetLabel": "instance",
+    } in monitor["spec"]["endpoints"][0]["relabelings"]
+
+
+def test_namespace_and_labels_of_the_kubernetes_table(deployed: dict[str, str]) -> None:
+    kustomization = yaml.safe_load(deployed[KUSTOMIZATION])
+    assert kustomization["namespace"] == "kalki-monitoring"
+    for path, text in deployed.items():
+        if path == KUSTOMIZATION:
+            continue
+        metadata = yaml.safe_load(text)["metadata"]
+        assert metadata["namespace"] == "kalki-monitoring", path
+        assert metadata["labels"]["team"] == "kalki", path
+        assert metadata["labels"]["app.kubernetes.io/part-of"] == "glassbox", path
+    kinds = {yaml.safe_load(t)["kind"] for p, t in deployed.items() if p != KUSTOMIZATION}
+    assert {"ServiceMonitor", "PrometheusRule", "ScrapeConfig"} <= kinds
+    # an explicit namespace still wins over the table
+    config = parse_config({**STACK, "kubernetes": {"namespace": "kalki-monitoring"}})
+    files, _ = _render(config, namespace="elsewhere")
+    assert yaml.safe_load(files[KUSTOMIZATION])["namespace"] == "elsewhere"
+
+
+@crd_schema
+def test_deployed_exporters_pass_every_schema(deployed: dict[str, str]) -> None:
+    assert check_kubernetes(deployed) == []
+
+
+def test_scrape_config_structure_errors_are_found_with_or_without_schema(
+    files: dict[str, str],
+) -> None:
+    path = "kubernetes/scrapeconfigs/db.yaml"
+
+    def change(doc: dict[str, Any]) -> None:
+        doc["spec"]["staticConfigs"][0]["targets"] = ["http://db-exporter:9187/metrics"]
+        doc["spec"]["scrapeInterval"] = "30 seconds"
+
+    problems = check_kubernetes(_edit(files, path, change), require_crd_schema=False)
+    assert any("'http://db-exporter:9187/metrics' is not host:port" in p for p in problems)
+    assert any("spec.scrapeInterval: '30 seconds' is not a duration" in p for p in problems)

@@ -6,6 +6,14 @@ admin password and every receiver, remote-write and scrape secret are Compose se
 read from the environment variable or file glassbox.toml names, mounted as files where
 the generated configs expect them.
 
+Dependencies with ``deploy = true`` get their exporter as the service
+``<name>-exporter`` (no published port: Prometheus scrapes it on the Compose network).
+PostgreSQL's connection string is a Compose secret its launcher reads into
+``DATA_SOURCE_NAME``; mongodb_exporter's image has no shell and the exporter reads no
+file, so its URI is passed from the named environment variable. node_exporter and
+cAdvisor see the host through read-only mounts; without host networking, node_exporter's
+network figures are those of its own container.
+
 :func:`check_compose` validates a compose file against the Compose specification (the
 schema check-jsonschema vendors) and glassbox's policy.
 """
@@ -20,7 +28,8 @@ from typing import Any, Final
 
 import yaml
 
-from glassbox.stack.config import Secret, StackConfig
+from glassbox.stack.config import Secret, StackConfig, exporter_service
+from glassbox.stack.exporters import Exporter, exporter
 from glassbox.stack.render.logs import (
     ALLOY_HTTP_PORT,
     ALLOY_IMAGE,
@@ -130,6 +139,10 @@ def _service_secrets(config: StackConfig) -> dict[str, list[tuple[str, str, Secr
             out["prometheus"].append(
                 (f"prometheus_{file}", f"{PROMETHEUS_SECRETS_DIR}/{file}", service.metrics_token)
             )
+    for dep in config.dependencies:
+        if dep.deploy and dep.dsn is not None:
+            name = _exporter_secret(dep.name, "dsn")
+            out[exporter_service(dep.name)] = [(name, f"/run/secrets/{name}", dep.dsn)]
     names = [name for entries in out.values() for name, _, _ in entries]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -137,11 +150,16 @@ def _service_secrets(config: StackConfig) -> dict[str, list[tuple[str, str, Secr
     return out
 
 
+def _exporter_secret(dependency: str, key: str) -> str:
+    return f"exporter_{dependency}_{key}"
+
+
 def secret_env_vars(config: StackConfig) -> list[str]:
     """Environment variables ``docker compose up`` needs, sorted (Grafana's included)."""
     names = {GRAFANA_ADMIN_PASSWORD_ENV}
     for entries in _service_secrets(config).values():
         names.update(s.env for _, _, s in entries if s.env is not None)
+    names.update(d.uri.env for d in config.dependencies if d.deploy and d.uri and d.uri.env)
     return sorted(names)
 
 
@@ -168,6 +186,34 @@ def _port(port: int, container: int | None = None) -> str:
 
 def _after(*services: str) -> dict[str, dict[str, str]]:
     return {s: {"condition": "service_started"} for s in services}
+
+
+def _exporter(spec: Exporter, secret: Secret | None, secret_name: str | None) -> dict[str, Any]:
+    """The compose service of a deployed exporter."""
+    out: dict[str, Any] = {"image": spec.image, "restart": "unless-stopped"}
+    env = dict(spec.env)
+    if spec.connection_env is not None and secret is not None:
+        if spec.has_shell and secret_name is not None:
+            # the secret stays a file; only the exporter's own process sees it as a variable
+            out["entrypoint"] = [
+                "/bin/sh",
+                "-c",
+                f'{spec.connection_env}="$$(cat /run/secrets/{secret_name})" exec {spec.binary}'
+                ' "$$@"',
+                spec.binary,
+            ]
+            out["secrets"] = [{"source": secret_name, "target": f"/run/secrets/{secret_name}"}]
+        elif secret.env is not None:
+            env[spec.connection_env] = f"${{{secret.env}:?set {secret.env} (see glassbox.toml)}}"
+    if spec.args:
+        out["command"] = [arg.replace("$", "$$") for arg in spec.args]  # no interpolation
+    if env:
+        out["environment"] = env
+    if spec.host_pid:
+        out["pid"] = "host"
+    if spec.mounts:
+        out["volumes"] = [f"{m.host}:{m.path}:ro" for m in spec.mounts]
+    return out
 
 
 def render_compose(config: StackConfig) -> dict[str, str]:
@@ -303,16 +349,24 @@ def render_compose(config: StackConfig) -> dict[str, str]:
         "healthcheck": _health(["CMD", "bash", "-c", alloy_ready]),
     }
 
+    services: dict[str, Any] = {
+        "prometheus": prometheus,
+        "alertmanager": alertmanager,
+        "grafana": grafana,
+        "loki": loki,
+        "tempo": tempo,
+        "alloy": alloy,
+    }
+    for dep in config.dependencies:
+        if dep.deploy:
+            name = exporter_service(dep.name)
+            mounted = secrets.get(name, [])
+            services[name] = _exporter(
+                exporter(dep), dep.dsn or dep.uri, mounted[0][0] if mounted else None
+            )
     document: dict[str, Any] = {
         "name": config.project,
-        "services": {
-            "prometheus": prometheus,
-            "alertmanager": alertmanager,
-            "grafana": grafana,
-            "loki": loki,
-            "tempo": tempo,
-            "alloy": alloy,
-        },
+        "services": services,
         "volumes": {
             name: {}
             for name in (

@@ -1,23 +1,33 @@
 """``kubernetes/``: the stack's monitoring objects for a cluster running the Prometheus Operator.
 
 One ServiceMonitor per service (it selects the Services labelled
-``app.kubernetes.io/name: <service>`` and scrapes their port named ``http``), one
-PrometheusRule per rule group (the rules are those of ``prometheus/rules``), one
-ConfigMap per dashboard (label ``grafana_dashboard: "1"`` for Grafana's dashboard
-sidecar), the Alertmanager configuration in the Secret ``alertmanager-glassbox`` (key
-``alertmanager.yaml``, what the operator reads for an Alertmanager named ``glassbox``)
-and a ``kustomization.yaml`` listing them all.
+``app.kubernetes.io/name: <service>`` and scrapes their port named ``http``), one scrape
+object per dependency (below), one PrometheusRule per rule group (the rules are those of
+``prometheus/rules``), one ConfigMap per dashboard (label ``grafana_dashboard: "1"`` for
+Grafana's dashboard sidecar), the Alertmanager configuration in the Secret
+``alertmanager-glassbox`` (key ``alertmanager.yaml``, what the operator reads for an
+Alertmanager named ``glassbox``) and a ``kustomization.yaml`` listing them all, in
+``[kubernetes] namespace``; every object also carries ``[kubernetes] labels`` (what the
+Prometheus resource's ``serviceMonitorSelector`` and ``ruleSelector`` match).
+
+Each dependency is scraped with the ``dependency`` label its rules select on. With
+``deploy = true`` glassbox runs its exporter (a Deployment, or a DaemonSet for node_exporter
+and cAdvisor, with a Service) and a ServiceMonitor scrapes it; otherwise a ScrapeConfig
+(``monitoring.coreos.com/v1alpha1``: operator 0.65 or later, picked by the Prometheus
+resource's ``scrapeConfigSelector``) scrapes the configured targets.
 
 No secret value is written. What the objects reference, the cluster provides:
 
 * a service's /metrics token: Secret ``glassbox-<service>-metrics-token``, key ``token``;
+* a deployed exporter's connection string: Secret ``glassbox-<dependency>-exporter``,
+  key ``dsn`` (PostgreSQL) or ``uri`` (MongoDB);
 * receiver secrets: Secret ``glassbox-alertmanager-secrets`` with one key per
   ``<receiver>_<field>``, listed in the Alertmanager resource's ``spec.secrets`` (the
   operator mounts it at ``/etc/alertmanager/secrets/glassbox-alertmanager-secrets``,
   where the configuration here looks for them).
 
 :func:`check_kubernetes` validates every manifest: core kinds with kubernetes-validate,
-ServiceMonitor and PrometheusRule against the Prometheus Operator's schema
+ServiceMonitor, PrometheusRule and ScrapeConfig against the Prometheus Operator's schema
 (:mod:`glassbox.stack.schemas`), plus structural checks that need no schema.
 """
 
@@ -31,13 +41,21 @@ from typing import Any, Final
 
 import yaml
 
-from glassbox.stack.config import Service, StackConfig, duration_seconds
+from glassbox.stack.config import (
+    Dependency,
+    Service,
+    StackConfig,
+    duration_seconds,
+    exporter_service,
+)
+from glassbox.stack.exporters import exporter
 from glassbox.stack.model import RuleGroup
 from glassbox.stack.render._yaml import dump
 from glassbox.stack.render.prometheus import rule_group
 from glassbox.stack.schemas import (
+    PROMETHEUS_OPERATOR_ALPHA_API,
     PROMETHEUS_OPERATOR_API,
-    PROMETHEUS_OPERATOR_KINDS,
+    PROMETHEUS_OPERATOR_RESOURCES,
     SchemaUnavailableError,
     validate_kubernetes_core,
     validate_prometheus_operator,
@@ -49,6 +67,7 @@ __all__ = [
     "CONFIGMAP_MAX_BYTES",
     "DASHBOARD_LABEL",
     "check_kubernetes",
+    "exporter_secret",
     "metrics_token_secret",
     "render_kubernetes",
 ]
@@ -85,6 +104,11 @@ def metrics_token_secret(service: str) -> str:
     return _dns_name(f"glassbox-{service}-metrics-token")
 
 
+def exporter_secret(dependency: str) -> str:
+    """The Secret (key ``dsn`` or ``uri``) a deployed exporter connects with."""
+    return _dns_name(f"glassbox-{exporter_service(dependency)}")
+
+
 def _dns_name(value: str) -> str:
     """A DNS-1123 object name from a glassbox name or dashboard uid."""
     name = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-")
@@ -96,8 +120,12 @@ def _dump(obj: Mapping[str, Any]) -> str:
     return _HEADER + dump(dict(obj))
 
 
-def _metadata(name: str, namespace: str, **labels: str) -> dict[str, Any]:
-    return {"name": name, "namespace": namespace, "labels": {**_COMMON_LABELS, **labels}}
+def _metadata(config: StackConfig, name: str, namespace: str, **labels: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": namespace,
+        "labels": {**config.kubernetes.labels, **_COMMON_LABELS, **labels},
+    }
 
 
 # --------------------------------------------------------------------------- render
@@ -125,6 +153,7 @@ def _service_monitor(config: StackConfig, service: Service, namespace: str) -> d
         "apiVersion": PROMETHEUS_OPERATOR_API,
         "kind": "ServiceMonitor",
         "metadata": _metadata(
+            config,
             _dns_name(f"glassbox-{service.name}"),
             namespace,
             **{"app.kubernetes.io/name": service.name},
@@ -140,7 +169,7 @@ def _prometheus_rule(config: StackConfig, group: RuleGroup, namespace: str) -> d
     return {
         "apiVersion": PROMETHEUS_OPERATOR_API,
         "kind": "PrometheusRule",
-        "metadata": _metadata(_dns_name(f"glassbox-{group.name}"), namespace),
+        "metadata": _metadata(config, _dns_name(f"glassbox-{group.name}"), namespace),
         "spec": {"groups": [rule_group(config, group)]},
     }
 
@@ -150,11 +179,12 @@ def _dashboard_uid(key: str) -> str:
     return name.removesuffix(".json")
 
 
-def _dashboard(uid: str, text: str, namespace: str) -> dict[str, Any]:
+def _dashboard(config: StackConfig, uid: str, text: str, namespace: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _metadata(
+            config,
             _dns_name(f"glassbox-dashboard-{uid.removeprefix('glassbox-')}"),
             namespace,
             **dict([DASHBOARD_LABEL]),
@@ -192,7 +222,7 @@ def _alertmanager_config(text: str) -> str:
 
 
 def _alertmanager_secret(
-    alertmanager_yml: str, templates: Mapping[str, str], namespace: str
+    config: StackConfig, alertmanager_yml: str, templates: Mapping[str, str], namespace: str
 ) -> dict[str, Any]:
     data = {ALERTMANAGER_CONFIG_KEY: _alertmanager_config(alertmanager_yml)}
     for path in sorted(templates):
@@ -203,10 +233,147 @@ def _alertmanager_secret(
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": _metadata(ALERTMANAGER_CONFIG_SECRET, namespace),
+        "metadata": _metadata(config, ALERTMANAGER_CONFIG_SECRET, namespace),
         "type": "Opaque",
         "stringData": data,
     }
+
+
+def _dependency_relabelings(dep: Dependency) -> list[dict[str, Any]]:
+    """The job and dependency labels prometheus.yml gives the dependency's series."""
+    return [
+        {"action": "replace", "targetLabel": "job", "replacement": dep.name},
+        {"action": "replace", "targetLabel": "dependency", "replacement": dep.name},
+    ]
+
+
+def _scrape_config(config: StackConfig, dep: Dependency, namespace: str) -> dict[str, Any]:
+    """A dependency whose exporter runs elsewhere: its configured targets."""
+    return {
+        "apiVersion": PROMETHEUS_OPERATOR_ALPHA_API,
+        "kind": "ScrapeConfig",
+        "metadata": _metadata(
+            config,
+            _dns_name(f"glassbox-{dep.name}"),
+            namespace,
+            **{"app.kubernetes.io/name": dep.name},
+        ),
+        "spec": {
+            "staticConfigs": [{"targets": list(dep.targets), "labels": {"dependency": dep.name}}],
+            "metricsPath": dep.metrics_path,
+            "scrapeInterval": config.prometheus.scrape_interval,
+            "relabelings": _dependency_relabelings(dep)[:1],
+        },
+    }
+
+
+def _exporter_objects(
+    config: StackConfig, dep: Dependency, namespace: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """A deployed exporter: its workload, Service and ServiceMonitor."""
+    spec = exporter(dep)
+    app = exporter_service(dep.name)
+    name = _dns_name(f"glassbox-{app}")
+    selector = {"app.kubernetes.io/name": app, "app.kubernetes.io/part-of": "glassbox"}
+    component = {"app.kubernetes.io/name": app, "app.kubernetes.io/component": "exporter"}
+    container: dict[str, Any] = {
+        "name": "exporter",
+        "image": spec.image,
+        "ports": [{"name": "metrics", "containerPort": spec.port}],
+        "readinessProbe": {"tcpSocket": {"port": "metrics"}, "periodSeconds": 10},
+        "resources": {
+            "requests": {"cpu": "10m", "memory": spec.memory[0]},
+            "limits": {"memory": spec.memory[1]},
+        },
+    }
+    if spec.args:
+        container["args"] = list(spec.args)
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in spec.env]
+    if spec.connection_env is not None and spec.connection_key is not None:
+        ref = {"name": exporter_secret(dep.name), "key": spec.connection_key}
+        env.append({"name": spec.connection_env, "valueFrom": {"secretKeyRef": ref}})
+    if env:
+        container["env"] = env
+    pod: dict[str, Any] = {"containers": [container]}
+    if spec.mounts:
+        container["volumeMounts"] = [
+            {"name": m.name, "mountPath": m.path, "readOnly": True} for m in spec.mounts
+        ]
+        pod["volumes"] = [{"name": m.name, "hostPath": {"path": m.host}} for m in spec.mounts]
+    if spec.kind == "containers":
+        # cAdvisor reads the container runtime's state, which only root may
+        container["securityContext"] = {"readOnlyRootFilesystem": True}
+    else:
+        container["securityContext"] = {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        }
+        pod["securityContext"] = {"runAsNonRoot": True, "runAsUser": 65534}
+    if spec.host_pid:
+        pod["hostPID"] = True
+        pod["hostNetwork"] = True  # the host's interfaces, not the pod's
+    template = {"metadata": {"labels": selector}, "spec": pod}
+    workload: dict[str, Any]
+    if spec.per_node:
+        pod["tolerations"] = [{"operator": "Exists", "effect": "NoSchedule"}]
+        workload = {
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": _metadata(config, name, namespace, **component),
+            "spec": {"selector": {"matchLabels": selector}, "template": template},
+        }
+    else:
+        workload = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": _metadata(config, name, namespace, **component),
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": selector},
+                "template": template,
+            },
+        }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(config, name, namespace, **component),
+        "spec": {
+            "selector": selector,
+            "ports": [{"name": "metrics", "port": spec.port, "targetPort": "metrics"}],
+        },
+    }
+    relabelings = _dependency_relabelings(dep)
+    if spec.per_node:
+        relabelings.append(
+            {
+                "action": "replace",
+                "sourceLabels": ["__meta_kubernetes_pod_node_name"],
+                "targetLabel": "instance",
+            }
+        )
+    monitor = {
+        "apiVersion": PROMETHEUS_OPERATOR_API,
+        "kind": "ServiceMonitor",
+        "metadata": _metadata(config, name, namespace, **component),
+        "spec": {
+            "selector": {"matchLabels": selector},
+            "endpoints": [
+                {
+                    "port": "metrics",
+                    "path": dep.metrics_path,
+                    "interval": config.prometheus.scrape_interval,
+                    "relabelings": relabelings,
+                }
+            ],
+        },
+    }
+    kind = str(workload["kind"]).lower()
+    return [
+        (f"{DIR}/exporters/{dep.name}-{kind}.yaml", workload),
+        (f"{DIR}/exporters/{dep.name}-service.yaml", service),
+        (f"{DIR}/servicemonitors/{app}.yaml", monitor),
+    ]
 
 
 def render_kubernetes(
@@ -215,7 +382,7 @@ def render_kubernetes(
     groups: Sequence[RuleGroup],
     dashboards: Mapping[str, str],
     alertmanager_yml: str,
-    namespace: str = "monitoring",
+    namespace: str | None = None,
     alertmanager_templates: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Every ``kubernetes/`` file, relative path → YAML.
@@ -223,13 +390,15 @@ def render_kubernetes(
     ``dashboards`` maps a dashboard's uid, or its file path (``grafana/dashboards/<uid>.json``),
     to its JSON. ``alertmanager_templates`` (file path → text) go into the Alertmanager
     Secret beside the configuration, whose ``templates`` then point at them.
+    ``namespace`` defaults to ``[kubernetes] namespace``.
     """
+    namespace = namespace or config.kubernetes.namespace
     if not _DNS_LABEL.match(namespace) or len(namespace) > 63:
         raise ValueError(f"{namespace!r} is not a Kubernetes namespace name")
     objects: list[tuple[str, dict[str, Any]]] = [
         (
             f"{DIR}/alertmanager-secret.yaml",
-            _alertmanager_secret(alertmanager_yml, alertmanager_templates or {}, namespace),
+            _alertmanager_secret(config, alertmanager_yml, alertmanager_templates or {}, namespace),
         )
     ]
     for service in config.services:
@@ -239,6 +408,13 @@ def render_kubernetes(
                 _service_monitor(config, service, namespace),
             )
         )
+    for dep in config.dependencies:
+        if dep.deploy:
+            objects += _exporter_objects(config, dep, namespace)
+        else:
+            objects.append(
+                (f"{DIR}/scrapeconfigs/{dep.name}.yaml", _scrape_config(config, dep, namespace))
+            )
     for group in groups:
         objects.append(
             (
@@ -253,7 +429,7 @@ def render_kubernetes(
         objects.append(
             (
                 f"{DIR}/dashboards/{_dns_name(uid)}.yaml",
-                _dashboard(uid, dashboards[uids[uid]], namespace),
+                _dashboard(config, uid, dashboards[uids[uid]], namespace),
             )
         )
     files: dict[str, str] = {}
@@ -377,6 +553,35 @@ def _structure_prometheus_rule(spec: Any) -> list[str]:
     return problems
 
 
+def _structure_scrape_config(spec: Any) -> list[str]:
+    if not isinstance(spec, dict):
+        return ["spec: must be a mapping"]
+    configs = spec.get("staticConfigs")
+    if not isinstance(configs, list) or not configs:
+        return ["spec.staticConfigs: must list the targets to scrape"]
+    problems = []
+    for i, static in enumerate(configs):
+        targets = static.get("targets") if isinstance(static, dict) else None
+        if not isinstance(targets, list) or not targets:
+            problems.append(f"spec.staticConfigs[{i}].targets: must list host:port targets")
+            continue
+        problems += [
+            f"spec.staticConfigs[{i}].targets: {t!r} is not host:port"
+            for t in targets
+            if not isinstance(t, str) or not re.match(r"^[^/\s:]+:\d+$|^\[[^\]]+\]:\d+$", t)
+        ]
+    if "scrapeInterval" in spec:
+        problems += _check_duration("spec.scrapeInterval", spec["scrapeInterval"])
+    return problems
+
+
+_STRUCTURE: Final = {
+    "ServiceMonitor": _structure_service_monitor,
+    "PrometheusRule": _structure_prometheus_rule,
+    "ScrapeConfig": _structure_scrape_config,
+}
+
+
 def _data_size(doc: Mapping[str, Any]) -> int:
     """Bytes of a ConfigMap's or Secret's data (0 for other kinds or malformed data)."""
     if doc.get("kind") not in ("ConfigMap", "Secret"):
@@ -475,9 +680,10 @@ def check_kubernetes(files: Mapping[str, str], *, require_crd_schema: bool = Tru
     """Problems of the ``kubernetes/`` files (paths as :func:`render_kubernetes` returns).
 
     Core kinds are validated strictly against Kubernetes' own schema
-    (:data:`glassbox.stack.schemas.KUBERNETES_VERSION`); ServiceMonitor and PrometheusRule
-    against the Prometheus Operator's. Without that schema installed, the problem list
-    says so unless ``require_crd_schema`` is false; the structural checks run either way.
+    (:data:`glassbox.stack.schemas.KUBERNETES_VERSION`); ServiceMonitor, PrometheusRule
+    and ScrapeConfig against the Prometheus Operator's. Without that schema installed, the
+    problem list says so unless ``require_crd_schema`` is false; the structural checks run
+    either way.
     """
     problems: list[str] = []
     manifests = sorted(p for p in files if p.startswith(f"{DIR}/") and p != KUSTOMIZATION)
@@ -501,14 +707,8 @@ def check_kubernetes(files: Mapping[str, str], *, require_crd_schema: bool = Tru
             label = f"{where}: {kind} {name or '(unnamed)'}"
             if not isinstance(name, str) or not _DNS1123.match(name):
                 problems.append(f"{label}: metadata.name must be a DNS-1123 name")
-            if api == PROMETHEUS_OPERATOR_API and kind in PROMETHEUS_OPERATOR_KINDS:
-                structure = (
-                    _structure_service_monitor
-                    if kind == "ServiceMonitor"
-                    else _structure_prometheus_rule
-                    if kind == "PrometheusRule"
-                    else None
-                )
+            if kind in PROMETHEUS_OPERATOR_RESOURCES.get(str(api), frozenset()):
+                structure = _STRUCTURE.get(kind)
                 if structure is not None:
                     problems += [f"{label}: {p}" for p in structure(doc.get("spec"))]
                 crds.append((label, doc))
