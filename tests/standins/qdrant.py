@@ -22,9 +22,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 VERSION = "1.13.4"
-Handler = tuple[str, str, str]  # method, pattern, handler name
+Route = tuple[str, str, str]  # method, pattern, method of QdrantStandIn
 
-_ROUTES: tuple[Handler, ...] = (
+_ROUTES: tuple[Route, ...] = (
     ("GET", "/healthz", "_healthz"),
     ("GET", "/livez", "_livez"),
     ("GET", "/readyz", "_readyz"),
@@ -78,10 +78,10 @@ class QdrantStandIn:
     def start(self) -> None:
         stand_in = self
 
-        class Handler(_Handler):
+        class Bound(_Handler):
             owner = stand_in
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Bound)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
