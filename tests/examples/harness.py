@@ -27,9 +27,10 @@ from typing import Any
 import httpx
 import pytest
 import tomli_w
+from pydantic import BaseModel
 
 from glassbox.local.stack import LocalPorts, LocalStack
-from glassbox.stack.config import ServiceAlerts
+from glassbox.stack.config import ALERT_SETTINGS, ServiceAlerts
 from glassbox.stack.render.grafana import dashboard_queries
 from tests.conftest import free_port, stop_process, wait_for
 
@@ -63,6 +64,12 @@ def _shorten(node: Any) -> Any:
     return node
 
 
+def _holds(model: type[BaseModel]) -> dict[str, str]:
+    """Every hold-time setting of an alert-settings model (defaults included), at HOLD."""
+    names = (field.alias or name for name, field in model.model_fields.items())
+    return {n: HOLD for n in names if n == "for" or n.endswith("_for")}
+
+
 def rehearse(
     example: str,
     *,
@@ -81,9 +88,13 @@ def rehearse(
         service.pop("scrape_interval", None)
         alerts = service.setdefault("alerts", {})
         alerts["window"] = WINDOW
-        alerts.update({k: HOLD for k in ServiceAlerts.model_fields if k.endswith("_for")})
+        alerts.update(_holds(ServiceAlerts))
     config["dependencies"] = [
-        {**d, "targets": list(dependencies[d["name"]])}
+        {
+            **d,
+            "targets": list(dependencies[d["name"]]),
+            "alerts": {**d.get("alerts", {}), **_holds(ALERT_SETTINGS[d["kind"]])},
+        }
         for d in config.get("dependencies", [])
         if d["name"] in dependencies
     ]

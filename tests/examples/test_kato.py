@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port, wait_for
-from tests.examples.harness import HOLD, ExampleRun, needs_exporters, rehearse, running
+from tests.examples.harness import ExampleRun, needs_exporters, rehearse, running
 from tests.local.conftest import needs_stack
 from tests.standins.mongo import MongoStandIn
 from tests.standins.qdrant import QdrantStandIn
@@ -69,8 +69,6 @@ def kato(tmp_path: Any, redis_server: Any) -> Iterator[Kato]:
                 },
                 output=tmp_path / "monitoring",
             )
-            # rehearse() shortens the holds the config names; this one keeps its 2m default
-            config["services"][0]["alerts"]["dependency_for"] = HOLD
             run.start_stack(config)
             yield Kato(run, bases, mongo, qdrant)
     finally:
