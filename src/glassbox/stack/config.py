@@ -33,11 +33,16 @@ from glassbox.metrics.catalogue import (
     le_label,
     red_catalogue,
 )
+from glassbox.stack.matchers import Matcher, label_name, parse_matcher
 
 __all__ = [
     "DEFAULT_CONFIG_NAME",
+    "RESERVED_ALERT_LABELS",
     "Dependency",
+    "Inhibit",
     "LatencyAlert",
+    "Logs",
+    "Message",
     "Prometheus",
     "Receiver",
     "RemoteWrite",
@@ -48,6 +53,7 @@ __all__ = [
     "ServiceAlerts",
     "Slo",
     "StackConfig",
+    "Tracing",
     "duration_seconds",
     "load_config",
 ]
@@ -120,6 +126,35 @@ PositiveDuration = Annotated[str, AfterValidator(_positive_duration)]
 Name = Annotated[str, AfterValidator(_name)]
 Target = Annotated[str, AfterValidator(_target)]
 Severity = Literal["critical", "warning", "info"]
+
+#: Labels glassbox's alerts set themselves; a static label must not replace them.
+RESERVED_ALERT_LABELS = frozenset(
+    {"alertname", "severity", "service", "dependency", "instance", "job", "slo", "check", "name"}
+)
+
+
+def _alert_labels(value: dict[str, str]) -> dict[str, str]:
+    for key, text in value.items():
+        label_name(key)
+        if key in RESERVED_ALERT_LABELS:
+            raise ValueError(
+                f"{key!r} is a label glassbox's alerts set themselves; choose another name,"
+                " for example 'component' or 'team'"
+            )
+        if not text:
+            raise ValueError(f"label {key!r} needs a value; an empty label is no label")
+    return dict(sorted(value.items()))
+
+
+def _matcher(value: str) -> str:
+    return parse_matcher(value).text()
+
+
+#: Static labels added to every alert of a service or dependency.
+AlertLabels = Annotated[dict[str, str], AfterValidator(_alert_labels)]
+#: An Alertmanager matcher, kept in its quoted form (``component="database"``).
+MatcherText = Annotated[str, AfterValidator(_matcher)]
+LabelName = Annotated[str, AfterValidator(label_name)]
 
 
 class _Model(BaseModel):
@@ -277,6 +312,7 @@ class Service(_Model):
     alerts: ServiceAlerts = ServiceAlerts()
     slos: tuple[Slo, ...] = ()
     business_metrics: tuple[BusinessMetric, ...] = ()
+    labels: AlertLabels = Field(default_factory=dict, description="added to every alert")
 
     _token = field_validator("metrics_token", mode="before")(_secret)
 
@@ -368,6 +404,7 @@ class Dependency(_Model):
     kind: DependencyKind
     targets: tuple[Target, ...] = Field(min_length=1)
     metrics_path: str = "/metrics"
+    labels: AlertLabels = Field(default_factory=dict, description="added to every alert")
 
     @model_validator(mode="after")
     def _exporter_not_server(self) -> Self:
@@ -380,6 +417,34 @@ class Dependency(_Model):
                     f" scrapes its exporter ({exporter}, port {port} by default)"
                 )
         return self
+
+
+#: The message fields each receiver kind takes.
+MESSAGE_FIELDS: dict[str, tuple[str, ...]] = {
+    "slack": ("title", "text"),
+    "pagerduty": ("summary",),
+    "email": ("subject", "body", "html"),
+    "webhook": (),
+}
+
+
+class Message(_Model):
+    """A receiver's own notification text: Go templates over Alertmanager's data.
+
+    Each field replaces glassbox's default for that part of the message; the fields a
+    receiver takes depend on its kind (:data:`MESSAGE_FIELDS`).
+    """
+
+    title: str | None = Field(default=None, description="slack: the message title")
+    text: str | None = Field(default=None, description="slack: the message body")
+    subject: str | None = Field(default=None, description="email: the Subject header")
+    body: str | None = Field(default=None, description="email: the plain-text body")
+    html: str | None = Field(default=None, description="email: the HTML body")
+    summary: str | None = Field(default=None, description="pagerduty: the incident summary")
+
+    def fields(self) -> dict[str, str]:
+        """The fields that are set, by name."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
 class Receiver(_Model):
@@ -403,6 +468,7 @@ class Receiver(_Model):
     url: str | None = None
     bearer_token: Secret | None = None
     send_resolved: bool = True
+    message: Message | None = None
 
     _secrets = field_validator(
         "api_url", "routing_key", "auth_password", "bearer_token", mode="before"
@@ -426,6 +492,16 @@ class Receiver(_Model):
             )
         if self.smarthost is not None and not re.match(r"^[^:\s]+:\d+$", self.smarthost):
             raise ValueError(f"smarthost {self.smarthost!r} must be host:port")
+        if self.message is not None:
+            allowed = MESSAGE_FIELDS[self.kind]
+            for field, text in self.message.fields().items():
+                if field not in allowed:
+                    takes = " and ".join(allowed) if allowed else "no message fields"
+                    raise ValueError(
+                        f"message.{field}: a {self.kind} receiver's message takes {takes}"
+                    )
+                if not text.strip():
+                    raise ValueError(f"message.{field} is empty; remove it to keep the default")
         return self
 
     def secrets(self) -> dict[str, Secret]:
@@ -439,15 +515,38 @@ class Receiver(_Model):
 
 
 class Route(_Model):
-    """Alerts of one severity (optionally one service) go to these receivers."""
+    """Alerts matching all of severity, service and matchers go to these receivers."""
 
     severity: Severity | None = None
     service: str | None = None
+    matchers: tuple[MatcherText, ...] = Field(
+        default=(), description='Alertmanager matchers, e.g. component="database"'
+    )
     receivers: tuple[Name, ...] = Field(min_length=1)
+
+    def label_matchers(self) -> tuple[Matcher, ...]:
+        """Every condition of the route as a matcher: severity, service, then matchers."""
+        out = []
+        if self.severity is not None:
+            out.append(Matcher("severity", "=", self.severity))
+        if self.service is not None:
+            out.append(Matcher("service", "=", self.service))
+        return (*out, *(parse_matcher(m) for m in self.matchers))
+
+
+class Inhibit(_Model):
+    """While an alert matching source_matchers fires, mute those matching target_matchers.
+
+    Only alerts whose ``equal`` labels have the same values as the source's are muted.
+    """
+
+    source_matchers: tuple[MatcherText, ...] = Field(min_length=1)
+    target_matchers: tuple[MatcherText, ...] = Field(min_length=1)
+    equal: tuple[LabelName, ...] = ()
 
 
 class Routing(_Model):
-    """Alertmanager's routing tree, flattened."""
+    """Alertmanager's routing tree, flattened, and the user's own inhibit rules."""
 
     default_receiver: Name | None = None
     group_by: tuple[str, ...] = ("alertname", "service", "severity")
@@ -455,6 +554,24 @@ class Routing(_Model):
     group_interval: PositiveDuration = "5m"
     repeat_interval: PositiveDuration = "4h"
     routes: tuple[Route, ...] = ()
+    inhibit: tuple[Inhibit, ...] = ()
+
+
+class Logs(_Model):
+    """Loki's settings."""
+
+    retention: PositiveDuration | None = Field(
+        default=None, description="default: prometheus.retention_time; at least one day"
+    )
+
+
+class Tracing(_Model):
+    """Where traces are stored: Tempo or Jaeger, both behind Alloy's OTLP gateway."""
+
+    backend: Literal["tempo", "jaeger"] = "tempo"
+    retention: PositiveDuration | None = Field(
+        default=None, description="default: prometheus.retention_time"
+    )
 
 
 class RemoteWrite(_Model):
@@ -523,6 +640,8 @@ class StackConfig(_Model):
     dependencies: tuple[Dependency, ...] = ()
     receivers: tuple[Receiver, ...] = Field(min_length=1)
     routing: Routing = Routing()
+    logs: Logs = Logs()
+    tracing: Tracing = Tracing()
 
     @model_validator(mode="after")
     def _references(self) -> Self:
@@ -573,6 +692,59 @@ class StackConfig(_Model):
                     f" scrapes ({self.prometheus.scrape_interval} apart); rate() needs more"
                     " samples than that to be steady"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _matcher_labels(self) -> Self:
+        # The alerts are built from the validated config, so this check runs last.
+        from glassbox.stack.components import collect
+
+        # labels whose values come from the expressions or from Prometheus
+        dynamic = {"severity", *self.prometheus.external_labels}
+        names = {"alertname"}
+        alertnames: set[str] = set()
+        for bundle in collect(self):
+            for alert in bundle.alerts:
+                alertnames.add(alert.name)
+                dynamic.update(alert.expr_labels)
+                names.update(k for k, _ in alert.labels)
+        names |= dynamic
+        static: dict[str, set[str]] = {}
+        owners: list[dict[str, str]] = [s.labels for s in self.services]
+        owners += [d.labels for d in self.dependencies]
+        for labels in owners:
+            for key, value in labels.items():
+                static.setdefault(key, set()).add(value)
+        places: list[tuple[str, tuple[str, ...]]] = []
+        for i, route in enumerate(self.routing.routes):
+            places.append((f"routing.routes[{i}].matchers", route.matchers))
+        for i, rule in enumerate(self.routing.inhibit):
+            places.append((f"routing.inhibit[{i}].source_matchers", rule.source_matchers))
+            places.append((f"routing.inhibit[{i}].target_matchers", rule.target_matchers))
+            for j, name in enumerate(rule.equal):
+                if name not in names:
+                    raise ValueError(
+                        f"routing.inhibit[{i}].equal[{j}]: no generated alert carries the"
+                        f" label {name!r}; alerts carry {', '.join(sorted(names))}"
+                    )
+        for where, texts in places:
+            for j, text in enumerate(texts):
+                matcher = parse_matcher(text)
+                if matcher.name not in names:
+                    raise ValueError(
+                        f"{where}[{j}]: no generated alert carries the label"
+                        f" {matcher.name!r}, so {text} never matches; alerts carry"
+                        f" {', '.join(sorted(names))} (add a label with labels ="
+                        f' {{ {matcher.name} = "..." }} on a service or dependency)'
+                    )
+                known = alertnames if matcher.name == "alertname" else static.get(matcher.name)
+                if matcher.name in dynamic or known is None:
+                    continue
+                if matcher.op == "=" and matcher.value not in known:
+                    raise ValueError(
+                        f"{where}[{j}]: no alert has {text}; {matcher.name} is one of"
+                        f" {', '.join(sorted(known))}"
+                    )
         return self
 
     @property
