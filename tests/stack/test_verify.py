@@ -218,7 +218,8 @@ def test_a_message_that_cannot_render_fails_template_render(tmp_path: Path) -> N
     problems = failing(verify_stack(config, directory))
     assert list(problems) == ["amtool template render (every receiver message renders)"]
     (problem,) = problems["amtool template render (every receiver message renders)"]
-    assert "glassbox.chat.text" in problem and "NoSuchField" in problem
+    assert "glassbox.chat.text" in problem
+    assert "NoSuchField" in problem
 
 
 def test_short_windows_and_hold_times_verify_too(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ def config_with(**changes: Any) -> StackConfig:
 
 
 def routing(**extra: Any) -> dict[str, Any]:
-    data = tomllib.loads(STARTER)["routing"]
+    data: dict[str, Any] = tomllib.loads(STARTER)["routing"]
     data["routes"].insert(
         0,
         {"severity": "critical", "matchers": ['component="database"'], "receivers": ["team-email"]},
@@ -54,7 +54,8 @@ def test_static_labels_reach_every_alert_of_their_owner_and_its_tests() -> None:
     assert all(("team", "shop") in a.labels for a in by_bundle["service-shop"].alerts)
     assert all(("team", "shop") in a.labels for a in by_bundle["slo"].alerts)
     db = by_bundle["dependency-db"].alerts
-    assert db and all({("component", "database"), ("team", "data")} <= set(a.labels) for a in db)
+    assert db
+    assert all({("component", "database"), ("team", "data")} <= set(a.labels) for a in db)
     assert not any(a.labels for a in by_bundle["dependency-cache"].alerts)
     files_ = render_prometheus(config, bundles)
     rules = yaml.safe_load(files_["prometheus/rules/dependency-db.yml"])
@@ -68,7 +69,8 @@ def test_static_labels_reach_every_alert_of_their_owner_and_its_tests() -> None:
         for check in case["alert_rule_test"]
         for alert in check["exp_alerts"]
     ]
-    assert fired and all(labels["component"] == "database" for labels in fired)
+    assert fired
+    assert all(labels["component"] == "database" for labels in fired)
 
 
 def test_reserved_labels_cover_every_label_the_alerts_set() -> None:
