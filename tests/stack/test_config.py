@@ -197,3 +197,39 @@ def test_logs_and_tracing_tables() -> None:
     assert "tracing.backend: Input should be 'tempo' or 'jaeger'" in error_of(data)
     data["tracing"] = {"retention": "3 days"}
     assert "tracing.retention: '3 days' is not a Prometheus duration" in error_of(data)
+
+
+def test_the_starters_commented_routing_examples_load() -> None:
+    """The commented labels, matcher route, inhibit rule, message and retention examples."""
+    keys = (
+        "labels = ",
+        "[receivers.message]",
+        "[[routing.routes]]",
+        "matchers = ",
+        'receivers = ["team-email"]',
+        "[[routing.inhibit]]",
+        "source_matchers = ",
+        "target_matchers = ",
+        "[logs]",
+        "retention = ",
+        "[tracing]",
+        "backend = ",
+    )
+    lines = []
+    for line in STARTER.splitlines():
+        body = line.removeprefix("# ")
+        example = body.startswith(keys) or (body.startswith(("title", "text")) and "{{" in body)
+        lines.append(body if line.startswith("# ") and example else line)
+    config = parse_config(tomllib.loads("\n".join(lines)))
+    assert config.services[0].labels == {"team": "shop"}
+    assert config.dependencies[0].labels == {"component": "database"}
+    assert config.routing.routes[-1].matchers == ('component="database"',)
+    assert config.routing.inhibit[0].target_matchers == ('team="shop"', 'severity="warning"')
+    message = config.receiver("team-slack").message
+    assert message is not None
+    assert set(message.fields()) == {"title", "text"}
+    assert (config.logs.retention, config.tracing.backend, config.tracing.retention) == (
+        "7d",
+        "tempo",
+        "3d",
+    )
