@@ -65,6 +65,14 @@ def config() -> StackConfig:
             "target_matchers": ['team="shop"', 'severity=~"warning|info"'],
         }
     ]
+    data["receivers"].append(
+        {
+            "name": "genie",
+            "kind": "opsgenie",
+            "api_key": {"env": "OPSGENIE_API_KEY"},
+            "message": {"summary": "{{ .CommonLabels.alertname }} on {{ .CommonLabels.team }}"},
+        }
+    )
     data["receivers"][1]["message"] = {
         "title": "{{ .CommonLabels.alertname }} ({{ .CommonLabels.component }})",
         "text": "{{ range .Alerts }}{{ .Annotations.summary }}\n{{ end }}",

@@ -424,6 +424,7 @@ MESSAGE_FIELDS: dict[str, tuple[str, ...]] = {
     "slack": ("title", "text"),
     "pagerduty": ("summary",),
     "email": ("subject", "body", "html"),
+    "opsgenie": ("summary", "text"),
     "webhook": (),
 }
 
@@ -436,11 +437,15 @@ class Message(_Model):
     """
 
     title: str | None = Field(default=None, description="slack: the message title")
-    text: str | None = Field(default=None, description="slack: the message body")
+    text: str | None = Field(
+        default=None, description="slack: the message body; opsgenie: the description"
+    )
     subject: str | None = Field(default=None, description="email: the Subject header")
     body: str | None = Field(default=None, description="email: the plain-text body")
     html: str | None = Field(default=None, description="email: the HTML body")
-    summary: str | None = Field(default=None, description="pagerduty: the incident summary")
+    summary: str | None = Field(
+        default=None, description="pagerduty: the incident summary; opsgenie: the alert message"
+    )
 
     def fields(self) -> dict[str, str]:
         """The fields that are set, by name."""
@@ -451,12 +456,14 @@ class Receiver(_Model):
     """Where notifications go. Secrets by env var or file only."""
 
     name: Name
-    kind: Literal["slack", "pagerduty", "email", "webhook"]
+    kind: Literal["slack", "pagerduty", "email", "opsgenie", "webhook"]
     # slack
     api_url: Secret | None = None
     channel: str | None = None
     # pagerduty
     routing_key: Secret | None = None
+    # opsgenie
+    api_key: Secret | None = None
     # email
     to: str | None = None
     from_: str | None = Field(default=None, alias="from")
@@ -471,7 +478,7 @@ class Receiver(_Model):
     message: Message | None = None
 
     _secrets = field_validator(
-        "api_url", "routing_key", "auth_password", "bearer_token", mode="before"
+        "api_url", "routing_key", "api_key", "auth_password", "bearer_token", mode="before"
     )(_secret)
 
     @model_validator(mode="after")
@@ -480,11 +487,13 @@ class Receiver(_Model):
             "slack": ("api_url",),
             "pagerduty": ("routing_key",),
             "email": ("to", "from_", "smarthost"),
+            "opsgenie": ("api_key",),
             "webhook": ("url",),
         }[self.kind]
         missing = [f.rstrip("_") for f in need if getattr(self, f) is None]
+        a_kind = f"{'an' if self.kind[0] in 'aeiou' else 'a'} {self.kind}"
         if missing:
-            raise ValueError(f"a {self.kind} receiver needs {', '.join(missing)}")
+            raise ValueError(f"{a_kind} receiver needs {', '.join(missing)}")
         if self.url is not None and not re.match(r"^https?://[^/@\s]+(/\S*)?$", self.url):
             raise ValueError(
                 f"url {self.url!r} must be http(s)://host/path with no user:password"
@@ -497,9 +506,7 @@ class Receiver(_Model):
             for field, text in self.message.fields().items():
                 if field not in allowed:
                     takes = " and ".join(allowed) if allowed else "no message fields"
-                    raise ValueError(
-                        f"message.{field}: a {self.kind} receiver's message takes {takes}"
-                    )
+                    raise ValueError(f"message.{field}: {a_kind} receiver's message takes {takes}")
                 if not text.strip():
                     raise ValueError(f"message.{field} is empty; remove it to keep the default")
         return self
@@ -507,7 +514,7 @@ class Receiver(_Model):
     def secrets(self) -> dict[str, Secret]:
         """The receiver's secrets by field name."""
         out: dict[str, Secret] = {}
-        for field in ("api_url", "routing_key", "auth_password", "bearer_token"):
+        for field in ("api_url", "routing_key", "api_key", "auth_password", "bearer_token"):
             value = getattr(self, field)
             if value is not None:
                 out[field] = value

@@ -12,10 +12,13 @@ from typing import Any
 import pytest
 import yaml
 
+from glassbox.exceptions import ConfigurationError
 from glassbox.stack.components import collect
 from glassbox.stack.config import RESERVED_ALERT_LABELS, StackConfig, parse_config
 from glassbox.stack.render.alertmanager import (
+    INBOX_OPSGENIE_KEY,
     MESSAGES_FILE,
+    OPSGENIE_PRIORITY,
     InboxTarget,
     alertmanager_yml,
     expected_receivers,
@@ -176,6 +179,45 @@ def test_defaults_are_unchanged_without_messages() -> None:
         '{{ template "glassbox.title" . }}'
     )
     assert "html" not in receivers["team-email"]["email_configs"][0]
+
+
+def test_opsgenie_receiver_reads_its_key_from_a_file() -> None:
+    data = tomllib.loads(STARTER)
+    data["receivers"].append(
+        {
+            "name": "genie",
+            "kind": "opsgenie",
+            "api_key": {"env": "OPSGENIE_API_KEY"},
+            "message": {"text": "{{ .CommonAnnotations.description }}"},
+        }
+    )
+    config = parse_config(data)
+    assert config.receiver("genie").secrets() == {"api_key": config.receiver("genie").api_key}
+    (genie,) = _receivers(config)["genie"]["opsgenie_configs"]
+    assert genie == {
+        "api_key_file": "secrets/genie_api_key",
+        "send_resolved": True,
+        "message": '{{ template "glassbox.title" . }}',
+        "description": '{{ template "glassbox.genie.text" . }}',
+        "priority": OPSGENIE_PRIORITY,
+        "source": "glassbox",
+    }
+    (local,) = _receivers(config, INBOX)["genie"]["opsgenie_configs"]
+    assert local["api_url"] == "http://127.0.0.1:9999/opsgenie/genie/"
+    assert local["api_key"] == INBOX_OPSGENIE_KEY
+    assert "api_key_file" not in local
+    data["receivers"][-1]["api_key"] = "inline-key"
+    with pytest.raises(ConfigurationError, match="never written inline"):
+        parse_config(data)
+    del data["receivers"][-1]["api_key"]
+    with pytest.raises(ConfigurationError, match="an opsgenie receiver needs api_key"):
+        parse_config(data)
+    data["receivers"][-1]["api_key"] = {"env": "OPSGENIE_API_KEY"}
+    data["receivers"][-1]["message"] = {"title": "x"}
+    with pytest.raises(
+        ConfigurationError, match="opsgenie receiver's message takes summary and text"
+    ):
+        parse_config(data)
 
 
 @pytest.mark.skipif(shutil.which("amtool") is None, reason="amtool comes from scripts/setup.sh")

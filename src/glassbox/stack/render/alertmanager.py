@@ -21,8 +21,10 @@ from glassbox.stack.model import Bundle
 from glassbox.stack.render._yaml import dump
 
 __all__ = [
+    "INBOX_OPSGENIE_KEY",
     "INBOX_ROUTING_KEY",
     "MESSAGES_FILE",
+    "OPSGENIE_PRIORITY",
     "TEMPLATE",
     "InboxTarget",
     "alertmanager_yml",
@@ -56,6 +58,11 @@ TEMPLATE = """\
 PAGERDUTY_SEVERITY = (
     "{{ if .CommonLabels.severity }}{{ .CommonLabels.severity }}{{ else }}critical{{ end }}"
 )
+#: Opsgenie's priority from the severity; a group mixing severities pages as P1.
+OPSGENIE_PRIORITY = (
+    '{{ if eq .CommonLabels.severity "warning" }}P3'
+    '{{ else if eq .CommonLabels.severity "info" }}P5{{ else }}P1{{ end }}'
+)
 
 #: Alerts that mean "the service is down": they mute the service's symptom alerts.
 SERVICE_DOWN = ("ServiceDown", "ServiceAbsent")
@@ -75,6 +82,7 @@ _DEFAULT_MESSAGE = {
     "body": "glassbox.text",
     "summary": "glassbox.title",
 }
+
 
 DEPENDENCY_DOWN = (
     "DependencyTargetDown",
@@ -101,6 +109,8 @@ class InboxTarget:
 
 #: A routing key of the length PagerDuty expects; the inbox accepts any.
 INBOX_ROUTING_KEY = "glassboxinboxglassboxinbox000000"
+#: The Opsgenie API key the inbox's receivers send; the inbox accepts any.
+INBOX_OPSGENIE_KEY = "glassbox-inbox"
 
 
 def message_template(receiver: Receiver, field: str) -> str | None:
@@ -117,6 +127,17 @@ def _call(receiver: Receiver, field: str) -> str:
     name = message_template(receiver, field)
     assert name is not None
     return f'{{{{ template "{name}" . }}}}'
+
+
+def _opsgenie(receiver: Receiver) -> dict[str, Any]:
+    """The opsgenie_configs fields every Opsgenie receiver shares (not its key or URL)."""
+    return {
+        "send_resolved": receiver.send_resolved,
+        "message": _call(receiver, "summary"),
+        "description": _call(receiver, "text"),
+        "priority": OPSGENIE_PRIORITY,
+        "source": "glassbox",
+    }
 
 
 def message_templates(config: StackConfig) -> str | None:
@@ -187,6 +208,14 @@ def _inbox_receiver(receiver: Receiver, inbox: InboxTarget) -> dict[str, Any]:
                 **_html(receiver),
             }
         ]
+    elif receiver.kind == "opsgenie":
+        out["opsgenie_configs"] = [
+            {
+                "api_url": f"{base}/opsgenie/{receiver.name}/",
+                "api_key": INBOX_OPSGENIE_KEY,
+                **_opsgenie(receiver),
+            }
+        ]
     else:
         out["webhook_configs"] = [
             {"url": f"{base}/webhook/{receiver.name}", "send_resolved": receiver.send_resolved}
@@ -238,6 +267,10 @@ def _receiver(receiver: Receiver) -> dict[str, Any]:
         if receiver.auth_password is not None:
             email["auth_password_file"] = receiver_secret(receiver, "auth_password")
         out["email_configs"] = [email]
+    elif receiver.kind == "opsgenie":
+        out["opsgenie_configs"] = [
+            {"api_key_file": receiver_secret(receiver, "api_key"), **_opsgenie(receiver)}
+        ]
     else:
         hook: dict[str, Any] = {"url": receiver.url, "send_resolved": receiver.send_resolved}
         if receiver.bearer_token is not None:
