@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from glassbox.exceptions import ConfigurationError
+from glassbox.stack import config as config_module
 from glassbox.stack.config import duration_seconds, load_config, parse_config
 
 STARTER = files("glassbox.stack").joinpath("starter.toml").read_text(encoding="utf-8")
@@ -232,4 +233,17 @@ def test_the_starters_commented_routing_examples_load() -> None:
         "7d",
         "tempo",
         "3d",
+    )
+
+
+def test_a_label_the_alerts_set_is_refused_even_if_not_listed_as_reserved(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A component that adds an expression label is protected before the list catches up."""
+    monkeypatch.setattr(config_module, "RESERVED_ALERT_LABELS", frozenset({"alertname"}))
+    data = starter()
+    data["dependencies"][0]["labels"] = {"instance": "db-1"}
+    assert (
+        "dependencies[0].labels: 'instance' is a label glassbox's alerts set themselves"
+        in error_of(data)
     )

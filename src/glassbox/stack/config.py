@@ -706,21 +706,27 @@ class StackConfig(_Model):
         # The alerts are built from the validated config, so this check runs last.
         from glassbox.stack.components import collect
 
-        # labels whose values come from the expressions or from Prometheus
-        dynamic = {"severity", *self.prometheus.external_labels}
+        expression: set[str] = set()
         names = {"alertname"}
         alertnames: set[str] = set()
         for bundle in collect(self):
             for alert in bundle.alerts:
                 alertnames.add(alert.name)
-                dynamic.update(alert.expr_labels)
+                expression.update(alert.expr_labels)
                 names.update(k for k, _ in alert.labels)
+        # labels whose values come from the expressions or from Prometheus
+        dynamic = {"severity", *self.prometheus.external_labels, *expression}
         names |= dynamic
         static: dict[str, set[str]] = {}
-        owners: list[dict[str, str]] = [s.labels for s in self.services]
-        owners += [d.labels for d in self.dependencies]
-        for labels in owners:
+        owners = [(f"services[{i}]", s.labels) for i, s in enumerate(self.services)]
+        owners += [(f"dependencies[{i}]", d.labels) for i, d in enumerate(self.dependencies)]
+        for where, labels in owners:
             for key, value in labels.items():
+                if key in expression:
+                    raise ValueError(
+                        f"{where}.labels: {key!r} is a label glassbox's alerts set"
+                        " themselves; choose another name, for example 'component'"
+                    )
                 static.setdefault(key, set()).add(value)
         places: list[tuple[str, tuple[str, ...]]] = []
         for i, route in enumerate(self.routing.routes):
