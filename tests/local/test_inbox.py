@@ -16,6 +16,9 @@ import pytest
 import yaml
 
 from glassbox.local.inbox import MAX_BODY_BYTES, Delivery, Inbox, inbox_receiver_urls
+from glassbox.stack.components import collect
+from glassbox.stack.config import parse_config
+from glassbox.stack.render.alertmanager import TEMPLATE, InboxTarget, alertmanager_yml
 from tests.conftest import free_port, stop_process, wait_for
 
 ROUTING_KEY = "0123456789abcdef0123456789abcdef"
@@ -233,6 +236,97 @@ def test_pagerduty_rejects_bad_json(client: httpx.Client) -> None:
     assert response.json()["status"] == "invalid event"
 
 
+GENIE = {"Authorization": "GenieKey any-key"}
+
+
+def og_alert(**changes: object) -> dict[str, object]:
+    """An Opsgenie create-alert request as Alertmanager sends it."""
+    alert: dict[str, object] = {
+        "alias": "6b86b273ff34fce19d6b804eff5a3f57",
+        "message": "[FIRING:1] HighErrorRate (checkout)",
+        "description": "5% of checkout requests fail",
+        "details": {"alertname": "HighErrorRate", "severity": "critical"},
+        "source": "glassbox",
+        "tags": [],
+        "priority": "P1",
+    }
+    alert.update(changes)
+    return alert
+
+
+def test_opsgenie_accepts_create_and_close(client: httpx.Client, inbox: Inbox) -> None:
+    response = client.post("/opsgenie/genie/v2/alerts", json=og_alert(), headers=GENIE)
+    assert response.status_code == 202
+    answer = response.json()
+    assert answer["result"] == "Request will be processed"
+    assert isinstance(answer["took"], float)
+    assert len(answer["requestId"]) == 36
+    response = client.post(
+        "/opsgenie/genie/v2/alerts/6b86b273ff34fce19d6b804eff5a3f57/close",
+        params={"identifierType": "alias"},
+        json={"source": "glassbox"},
+        headers=GENIE,
+    )
+    assert response.status_code == 202
+    closed, created = inbox.deliveries(receiver="genie", kind="opsgenie")
+    assert (created.status, created.alertnames, created.severity) == (
+        "firing",
+        ("HighErrorRate",),
+        "critical",
+    )
+    assert created.title == "[FIRING:1] HighErrorRate (checkout)"
+    assert created.payload == og_alert()
+    assert closed.status == "resolved"
+    assert closed.payload == {
+        "action": "close",
+        "identifier": "6b86b273ff34fce19d6b804eff5a3f57",
+        "identifierType": "alias",
+        "body": {"source": "glassbox"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("changes", "errors"),
+    [
+        ({"message": ""}, {"message": "Message can not be empty."}),
+        ({"message": "m" * 131}, {"message": "Message can not be longer than 130 characters."}),
+        ({"alias": "a" * 513}, {"alias": "Alias can not be longer than 512 characters."}),
+        (
+            {"description": "d" * 15001},
+            {"description": "Description can not be longer than 15000 characters."},
+        ),
+        ({"priority": "P0"}, {"priority": "Priority should be one of [P1, P2, P3, P4, P5]."}),
+        ({"tags": "a,b"}, {"tags": "tags must be a list."}),
+    ],
+)
+def test_opsgenie_rejects_like_opsgenie(
+    client: httpx.Client, inbox: Inbox, changes: dict[str, object], errors: dict[str, str]
+) -> None:
+    response = client.post("/opsgenie/genie/v2/alerts", json=og_alert(**changes), headers=GENIE)
+    assert response.status_code == 422
+    body = response.json()
+    assert body["message"] == "Request body is not processable. Please check the errors."
+    assert body["errors"] == errors
+    assert inbox.deliveries() == []
+
+
+def test_opsgenie_needs_a_genie_key_and_a_known_identifier_type(
+    client: httpx.Client, inbox: Inbox
+) -> None:
+    for headers in ({}, {"Authorization": "Bearer x"}, {"Authorization": "GenieKey"}):
+        response = client.post("/opsgenie/genie/v2/alerts", json=og_alert(), headers=headers)
+        assert response.status_code == 401
+        assert response.json()["message"] == "Could not authenticate"
+    response = client.post(
+        "/opsgenie/genie/v2/alerts/x/close", params={"identifierType": "name"}, headers=GENIE
+    )
+    assert response.status_code == 422
+    assert client.post("/opsgenie/genie/v2/alerts", content=b"{", headers=GENIE).status_code == 400
+    big = b"{" + b" " * MAX_BODY_BYTES + b"}"
+    assert client.post("/opsgenie/x/v2/alerts", content=big, headers=GENIE).status_code == 413
+    assert inbox.deliveries() == []
+
+
 def test_webhook(client: httpx.Client, inbox: Inbox) -> None:
     response = client.post("/webhook/hooks", json=webhook_body())
     assert response.status_code == 200
@@ -319,6 +413,9 @@ def test_receiver_urls() -> None:
     }
     assert inbox_receiver_urls(base, "hooks", "webhook") == {
         "url": "http://127.0.0.1:9095/webhook/hooks"
+    }
+    assert inbox_receiver_urls(base, "genie", "opsgenie") == {
+        "api_url": "http://127.0.0.1:9095/opsgenie/genie/"
     }
     assert inbox_receiver_urls(base, "mail", "email", ("127.0.0.1", 2525)) == {
         "smarthost": "127.0.0.1:2525"
@@ -434,9 +531,25 @@ def test_ports_and_double_start(tmp_path: Path) -> None:
 # -- (4) end to end with a real Alertmanager --------------------------------------------
 
 
-def alertmanager_config(inbox: Inbox) -> dict[str, object]:
+def glassbox_opsgenie_receiver(inbox: Inbox) -> dict[str, object]:
+    """The Opsgenie receiver exactly as glassbox renders it for the inbox."""
+    config = parse_config(
+        {
+            "services": [{"name": "checkout", "targets": ["127.0.0.1:8000"]}],
+            "receivers": [{"name": "genie", "kind": "opsgenie", "api_key": {"env": "OG_KEY"}}],
+        }
+    )
+    host, port = inbox.smtp_address
+    target = InboxTarget(inbox.http_url, host, port)
+    rendered = yaml.safe_load(alertmanager_yml(config, collect(config), inbox=target))
+    receiver: dict[str, object] = rendered["receivers"][0]
+    return receiver
+
+
+def alertmanager_config(inbox: Inbox, templates: Path) -> dict[str, object]:
     host, port = inbox.smtp_address
     return {
+        "templates": [str(templates / "*.tmpl")],
         "route": {
             "receiver": "chat",
             "group_by": ["alertname"],
@@ -445,7 +558,7 @@ def alertmanager_config(inbox: Inbox) -> dict[str, object]:
             "repeat_interval": "1h",
             "routes": [
                 {"receiver": name, "matchers": ['alertname="InboxCheck"'], "continue": True}
-                for name in ("chat", "oncall", "mail", "hooks")
+                for name in ("chat", "oncall", "mail", "hooks", "genie")
             ],
         },
         "receivers": [
@@ -494,6 +607,7 @@ def alertmanager_config(inbox: Inbox) -> dict[str, object]:
                     }
                 ],
             },
+            glassbox_opsgenie_receiver(inbox),
         ],
     }
 
@@ -504,8 +618,11 @@ def alertmanager(
 ) -> Iterator[str]:
     if not Path(ALERTMANAGER).exists():
         pytest.skip(f"{ALERTMANAGER} is not installed (Debian: prometheus-alertmanager)")
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "glassbox.tmpl").write_text(TEMPLATE, encoding="utf-8")
     config = tmp_path / "alertmanager.yml"
-    config.write_text(yaml.safe_dump(alertmanager_config(inbox)), encoding="utf-8")
+    config.write_text(yaml.safe_dump(alertmanager_config(inbox, templates)), encoding="utf-8")
     if shutil.which("amtool"):
         check = subprocess.run(
             ["amtool", "check-config", str(config)], capture_output=True, text=True, check=False
@@ -559,7 +676,13 @@ def test_alertmanager_delivers_to_every_receiver(
         "startsAt": (now - timedelta(minutes=1)).isoformat(),
         "generatorURL": "http://127.0.0.1:9090/graph",
     }
-    kinds = {"chat": "slack", "oncall": "pagerduty", "mail": "email", "hooks": "webhook"}
+    kinds = {
+        "chat": "slack",
+        "oncall": "pagerduty",
+        "mail": "email",
+        "hooks": "webhook",
+        "genie": "opsgenie",
+    }
 
     def arrived(status: str) -> dict[str, Delivery]:
         got: dict[str, Delivery] = {}
@@ -581,6 +704,11 @@ def test_alertmanager_delivers_to_every_receiver(
         assert firing["mail"].payload["text"].startswith("FIRING [critical] checkout is failing")
         assert firing["hooks"].payload["version"] == "4"
         assert firing["hooks"].severity == "critical"
+        genie = firing["genie"].payload
+        assert genie["message"] == "[FIRING:1] InboxCheck (checkout)"
+        assert genie["description"].startswith("FIRING [critical] checkout is failing")
+        assert (genie["priority"], genie["source"]) == ("P1", "glassbox")
+        assert firing["genie"].severity == "critical"
 
         resolved_alert = {**alert, "endsAt": (now - timedelta(seconds=1)).isoformat()}
         assert http.post("/api/v2/alerts", json=[resolved_alert]).status_code == 200
@@ -589,3 +717,5 @@ def test_alertmanager_delivers_to_every_receiver(
     assert resolved["oncall"].payload["dedup_key"] == firing["oncall"].payload["dedup_key"]
     assert resolved["hooks"].payload["alerts"][0]["status"] == "resolved"
     assert resolved["mail"].title.startswith("[RESOLVED]")
+    assert resolved["genie"].payload["identifier"] == genie["alias"]
+    assert resolved["genie"].payload["identifierType"] == "alias"

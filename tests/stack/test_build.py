@@ -100,3 +100,15 @@ def test_a_failed_write_leaves_the_previous_stack(tmp_path: Path) -> None:
         write_stack({"../escape.txt": "x"}, out)
     assert (out / "a.txt").read_text() == "1\n"
     assert not (tmp_path / "escape.txt").exists()
+
+
+def test_jaeger_backend_swaps_the_trace_store_everywhere() -> None:
+    data = {**STARTER, "tracing": {"backend": "jaeger", "retention": "3d"}}
+    rendered = render_stack(parse_config(data))
+    assert "jaeger/jaeger.yml" in rendered
+    assert not [rel for rel in rendered if rel.startswith("tempo/")]
+    datasources = rendered["grafana/provisioning/datasources/glassbox.yml"]
+    assert "glassbox-jaeger" in datasources
+    assert "tempo" not in datasources
+    assert "tempo" not in rendered["compose.yaml"]
+    assert "tempo" not in rendered["alloy/config.alloy"].lower()

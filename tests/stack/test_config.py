@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from glassbox.exceptions import ConfigurationError
+from glassbox.stack import config as config_module
 from glassbox.stack.config import duration_seconds, load_config, parse_config
 
 STARTER = files("glassbox.stack").joinpath("starter.toml").read_text(encoding="utf-8")
@@ -324,3 +325,142 @@ def test_a_ratio_of_one_counter_needs_a_part_over_its_whole(
         assert parse_config(data).services[0].rules[0].kind == "ratio"
     else:
         assert "must select a part of denominator" in error_of(data)
+def test_static_alert_labels_are_checked() -> None:
+    data = starter()
+    data["dependencies"][0]["labels"] = {"team": "data", "component": "database"}
+    config = parse_config(data)
+    assert config.dependencies[0].labels == {"component": "database", "team": "data"}
+    data["services"][0]["labels"] = {"dependency": "x"}
+    message = error_of(data)
+    assert "services[0].labels: 'dependency' is a label glassbox's alerts set" in message
+    data["services"][0]["labels"] = {"com-ponent": "x"}
+    assert "'com-ponent' is not a label name" in error_of(data)
+    data["services"][0]["labels"] = {"component": ""}
+    assert "label 'component' needs a value" in error_of(data)
+
+
+def test_route_and_inhibit_matchers_name_labels_alerts_carry() -> None:
+    data = starter()
+    data["dependencies"][0]["labels"] = {"component": "database"}
+    data["routing"]["routes"].insert(
+        0, {"matchers": ["component = database"], "receivers": ["oncall"]}
+    )
+    data["routing"]["inhibit"] = [
+        {
+            "source_matchers": ['alertname="PostgresDown"'],
+            "target_matchers": ['component="database"', 'severity=~"warning|info"'],
+            "equal": ["cluster"],
+        }
+    ]
+    config = parse_config(data)
+    assert config.routing.routes[0].matchers == ('component="database"',)
+    assert [m.text() for m in config.routing.routes[1].label_matchers()] == ['severity="critical"']
+
+    data["routing"]["routes"][0]["matchers"] = ["component=database", "tier=~'x'"]
+    message = error_of(data)
+    assert "routing.routes[0].matchers[1]: no generated alert carries the label 'tier'" in message
+    assert 'labels = { tier = "..." }' in message
+    data["routing"]["routes"][0]["matchers"] = ['component="databse"']
+    assert 'no alert has component="databse"; component is one of database' in error_of(data)
+    data["routing"]["routes"][0]["matchers"] = ['alertname="PostgresDwn"']
+    assert 'no alert has alertname="PostgresDwn"' in error_of(data)
+    data["routing"]["routes"][0]["matchers"] = ['component~"database"']
+    message = error_of(data)
+    assert (
+        "routing.routes[0].matchers[0]: 'component~\"database\"' is not an Alertmanager" in message
+    )
+    # values coming from the alerts' expressions or Prometheus are not known beforehand
+    data["routing"]["routes"][0]["matchers"] = ['instance="db-1:9187"', 'cluster="eu"']
+    parse_config(data)
+
+    data["routing"]["inhibit"][0]["equal"] = ["tenant"]
+    assert "routing.inhibit[0].equal[0]: no generated alert carries the label" in error_of(data)
+    data["routing"]["inhibit"][0]["equal"] = []
+    data["routing"]["inhibit"][0]["source_matchers"] = ['slo="x"', 'tier="gold"']
+    assert "routing.inhibit[0].source_matchers[1]: no generated alert" in error_of(data)
+    data["routing"]["inhibit"][0]["source_matchers"] = []
+    assert "routing.inhibit[0].source_matchers: Tuple should have at least 1 item" in error_of(data)
+
+
+def test_message_fields_depend_on_the_receiver_kind() -> None:
+    data = starter()
+    data["receivers"][1]["message"] = {"title": "{{ .CommonLabels.alertname }}", "text": "x"}
+    data["receivers"][2]["message"] = {"subject": "s", "body": "b", "html": "<p>h</p>"}
+    data["receivers"][0]["message"] = {"summary": "{{ .CommonLabels.alertname }}"}
+    config = parse_config(data)
+    message = config.receivers[2].message
+    assert message is not None
+    assert message.fields() == {"subject": "s", "body": "b", "html": "<p>h</p>"}
+    data["receivers"][1]["message"] = {"subject": "s"}
+    assert (
+        "receivers[1]: message.subject: a slack receiver's message takes title and text"
+        in error_of(data)
+    )
+    data["receivers"][1]["message"] = {"title": "  "}
+    assert "message.title is empty; remove it to keep the default" in error_of(data)
+    data["receivers"][1]["message"] = {"titel": "x"}
+    assert "receivers[1].message.titel: unknown setting" in error_of(data)
+
+
+def test_logs_and_tracing_tables() -> None:
+    config = parse_config(starter())
+    assert config.logs.retention is None
+    assert (config.tracing.backend, config.tracing.retention) == ("tempo", None)
+    data = starter()
+    data["logs"] = {"retention": "7d"}
+    data["tracing"] = {"backend": "jaeger", "retention": "3d"}
+    config = parse_config(data)
+    assert (config.logs.retention, config.tracing.retention) == ("7d", "3d")
+    data["tracing"] = {"backend": "zipkin"}
+    assert "tracing.backend: Input should be 'tempo' or 'jaeger'" in error_of(data)
+    data["tracing"] = {"retention": "3 days"}
+    assert "tracing.retention: '3 days' is not a Prometheus duration" in error_of(data)
+
+
+def test_the_starters_commented_routing_examples_load() -> None:
+    """The commented labels, matcher route, inhibit rule, message and retention examples."""
+    keys = (
+        "labels = ",
+        "[receivers.message]",
+        "[[routing.routes]]",
+        "matchers = ",
+        'receivers = ["team-email"]',
+        "[[routing.inhibit]]",
+        "source_matchers = ",
+        "target_matchers = ",
+        "[logs]",
+        "retention = ",
+        "[tracing]",
+        "backend = ",
+    )
+    lines = []
+    for line in STARTER.splitlines():
+        body = line.removeprefix("# ")
+        example = body.startswith(keys) or (body.startswith(("title", "text")) and "{{" in body)
+        lines.append(body if line.startswith("# ") and example else line)
+    config = parse_config(tomllib.loads("\n".join(lines)))
+    assert config.services[0].labels == {"team": "shop"}
+    assert config.dependencies[0].labels == {"component": "database"}
+    assert config.routing.routes[-1].matchers == ('component="database"',)
+    assert config.routing.inhibit[0].target_matchers == ('team="shop"', 'severity="warning"')
+    message = config.receiver("team-slack").message
+    assert message is not None
+    assert set(message.fields()) == {"title", "text"}
+    assert (config.logs.retention, config.tracing.backend, config.tracing.retention) == (
+        "7d",
+        "tempo",
+        "3d",
+    )
+
+
+def test_a_label_the_alerts_set_is_refused_even_if_not_listed_as_reserved(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A component that adds an expression label is protected before the list catches up."""
+    monkeypatch.setattr(config_module, "RESERVED_ALERT_LABELS", frozenset({"alertname"}))
+    data = starter()
+    data["dependencies"][0]["labels"] = {"instance": "db-1"}
+    assert (
+        "dependencies[0].labels: 'instance' is a label glassbox's alerts set themselves"
+        in error_of(data)
+    )

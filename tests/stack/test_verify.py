@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from glassbox.stack.build import render_stack, write_stack
 from glassbox.stack.config import StackConfig, parse_config
@@ -53,6 +54,29 @@ def config() -> StackConfig:
         }
     )
     data["routing"]["routes"].append({"severity": "info", "receivers": ["hook"]})
+    data["dependencies"][0]["labels"] = {"component": "database"}
+    data["services"][0]["labels"] = {"team": "shop"}
+    data["routing"]["routes"].insert(
+        0, {"matchers": ['component="database"'], "receivers": ["hook", "team-email"]}
+    )
+    data["routing"]["inhibit"] = [
+        {
+            "source_matchers": ['alertname="PostgresDown"'],
+            "target_matchers": ['team="shop"', 'severity=~"warning|info"'],
+        }
+    ]
+    data["receivers"].append(
+        {
+            "name": "genie",
+            "kind": "opsgenie",
+            "api_key": {"env": "OPSGENIE_API_KEY"},
+            "message": {"summary": "{{ .CommonLabels.alertname }} on {{ .CommonLabels.team }}"},
+        }
+    )
+    data["receivers"][1]["message"] = {
+        "title": "{{ .CommonLabels.alertname }} ({{ .CommonLabels.component }})",
+        "text": "{{ range .Alerts }}{{ .Annotations.summary }}\n{{ end }}",
+    }
     data["prometheus"]["remote_write"] = [
         {
             "name": "vm",
@@ -82,6 +106,7 @@ def test_the_built_stack_passes_every_check(config: StackConfig, built: Path) ->
         "promtool check rules",
         "promtool test rules",
         "amtool check-config",
+        "amtool template render",
         "amtool config routes test",
         "compose",
         "kubernetes",
@@ -119,10 +144,32 @@ def test_a_route_that_stops_too_early_fails_the_routes_test(
 ) -> None:
     stack = copy_of(built, tmp_path)
     am = stack / "alertmanager/alertmanager.yml"
-    am.write_text(am.read_text().replace("continue: true", "continue: false", 1))
+    doc = yaml.safe_load(am.read_text())
+    (oncall,) = [r for r in doc["route"]["routes"] if r["receiver"] == "oncall"]
+    oncall["continue"] = False
+    am.write_text(yaml.safe_dump(doc))
     problems = failing(verify_stack(config, stack))
     (routes,) = [v for k, v in problems.items() if k.startswith("amtool config routes")]
     assert any("'severity': 'critical'" in p and "['oncall', 'team-slack']" in p for p in routes)
+
+
+def test_matcher_routes_and_user_inhibit_rules_are_checked(
+    config: StackConfig, built: Path, tmp_path: Path
+) -> None:
+    stack = copy_of(built, tmp_path)
+    am = stack / "alertmanager/alertmanager.yml"
+    doc = yaml.safe_load(am.read_text())
+    assert doc["route"]["routes"][1]["matchers"] == ['component="database"']
+    doc["route"]["routes"][1]["matchers"] = ['component="cache"']
+    assert doc["inhibit_rules"][-1]["target_matchers"][0] == 'team="shop"'
+    doc["inhibit_rules"][-1]["target_matchers"][0] = 'tier="gold"'
+    am.write_text(yaml.safe_dump(doc))
+    problems = failing(verify_stack(config, stack))
+    (routes,) = [v for k, v in problems.items() if k.startswith("amtool config routes")]
+    # the database's alerts, and the route's own probe, miss the receivers of their route
+    assert any("'component': 'database'" in p and "['hook', 'team-email']" in p for p in routes)
+    (inhibit,) = [v for k, v in problems.items() if k.startswith("every inhibit-rule label")]
+    assert any("label 'tier' is on no alert" in p for p in inhibit)
 
 
 def test_a_dashboard_query_with_a_misspelt_le_fails(
@@ -145,6 +192,42 @@ def test_a_dashboard_query_with_a_misspelt_le_fails(
 def test_missing_output_is_reported(config: StackConfig, tmp_path: Path) -> None:
     steps = verify_stack(config, tmp_path / "nowhere")
     assert "run 'glassbox stack build'" in steps[0].problems[0]
+
+
+def small(message: dict[str, str]) -> StackConfig:
+    return parse_config(
+        {
+            "services": [{"name": "demo", "targets": ["127.0.0.1:8000"]}],
+            "receivers": [
+                {
+                    "name": "chat",
+                    "kind": "slack",
+                    "api_url": {"env": "SLACK_URL"},
+                    "message": message,
+                }
+            ],
+        }
+    )
+
+
+def test_a_message_template_syntax_error_fails_check_config(tmp_path: Path) -> None:
+    config = small({"title": "{{ .CommonLabels.alertname | toUpper }"})
+    directory = tmp_path / "monitoring"
+    write_stack(render_stack(config), directory)
+    problems = failing(verify_stack(config, directory))
+    assert list(problems) == ["amtool check-config"]
+    assert "messages.tmpl" in problems["amtool check-config"][0]
+
+
+def test_a_message_that_cannot_render_fails_template_render(tmp_path: Path) -> None:
+    config = small({"title": "{{ .CommonLabels.alertname }}", "text": "{{ .NoSuchField }}"})
+    directory = tmp_path / "monitoring"
+    write_stack(render_stack(config), directory)
+    problems = failing(verify_stack(config, directory))
+    assert list(problems) == ["amtool template render (every receiver message renders)"]
+    (problem,) = problems["amtool template render (every receiver message renders)"]
+    assert "glassbox.chat.text" in problem
+    assert "NoSuchField" in problem
 
 
 def test_short_windows_and_hold_times_verify_too(tmp_path: Path) -> None:

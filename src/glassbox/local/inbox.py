@@ -1,4 +1,4 @@
-"""The local inbox: one receiver that stands in for Slack, PagerDuty, email and webhooks.
+"""The local inbox: one receiver standing in for Slack, PagerDuty, Opsgenie, email, webhooks.
 
 Under ``glassbox up`` every Alertmanager receiver delivers here instead of the real
 service. Each endpoint accepts a delivery exactly as the service it replaces would
@@ -12,6 +12,9 @@ URL scheme (``http_url`` is :attr:`Inbox.http_url`, e.g. ``http://127.0.0.1:9095
                                                      (slack_configs.api_url)
     POST <http_url>/pagerduty/<receiver>/v2/enqueue  PagerDuty Events API v2
                                                      (pagerduty_configs.url)
+    POST <http_url>/opsgenie/<receiver>/v2/alerts    Opsgenie Alert API: create, and
+         .../v2/alerts/<identifier>/close            close (opsgenie_configs.api_url
+                                                     is <http_url>/opsgenie/<receiver>/)
     POST <http_url>/webhook/<receiver>               Alertmanager webhook JSON
                                                      (webhook_configs.url)
     SMTP <smtp_host>:<smtp_port>                     email (email_configs.smarthost,
@@ -35,14 +38,21 @@ Answers, as the real services give them:
   acknowledge/resolve or longer than 255, or a trigger lacks ``payload.summary``
   (at most 1024 characters), ``payload.source`` or a ``payload.severity`` of
   critical|error|warning|info. Any 32-character routing key is accepted.
+* Opsgenie: 202 ``{"result": "Request will be processed", "took": ..., "requestId":
+  ...}`` for a create or a close; 401 ``{"message": "Could not authenticate"}`` without
+  an ``Authorization: GenieKey <key>`` header (any key is accepted); 422 ``{"message":
+  "Request body is not processable. Please check the errors.", "errors": {...}}`` when
+  a create has no ``message``, a message over 130 characters, an alias over 512, a
+  description over 15000 or a priority other than P1-P5, or a close names an
+  ``identifierType`` other than id, alias or tiny.
 * Webhook: 200 ``{"status": "ok"}`` for a JSON object, 400 otherwise.
 * Every body is capped at 1 MiB (413); an unexpected error answers 500 and is logged,
   so Alertmanager retries and the inbox keeps serving.
 
-The PagerDuty success body, its routing-key error and Slack's ``invalid_payload`` are
-the services' documented answers; the other error strings follow their wording, and
-their status codes (what Alertmanager acts on: 2xx sent, 4xx dropped, 5xx retried)
-match.
+The PagerDuty success body, its routing-key error, Slack's ``invalid_payload`` and
+Opsgenie's 202 body are the services' documented answers; the other error strings
+follow their wording, and their status codes (what Alertmanager acts on: 2xx sent, 4xx
+dropped, 5xx retried) match.
 
 Email: the receiver name is the ``X-Glassbox-Receiver`` header, which glassbox's
 inbox rendering of ``email_configs`` sets (``headers``); without it, the local part of
@@ -51,9 +61,11 @@ works. The recipient address alone cannot name the receiver, since several recei
 may mail the same address.
 
 Each delivery is summarised from its payload: status (firing|resolved, from the
-webhook's ``status``, PagerDuty's ``event_action``, or the ``[FIRING:n]`` /
-``[RESOLVED]`` prefix of a Slack title or email subject, Slack's colour as a
-fallback), alert names, severity and title. The raw payload is kept as received.
+webhook's ``status``, PagerDuty's ``event_action``, an Opsgenie create or close, or the
+``[FIRING:n]`` / ``[RESOLVED]`` prefix of a Slack title or email subject, Slack's
+colour as a fallback), alert names, severity and title. The raw payload is kept as
+received; an Opsgenie close, whose body names no alert, is kept as its ``action``,
+``identifier``, ``identifierType`` and ``body``.
 """
 
 from __future__ import annotations
@@ -97,7 +109,7 @@ __all__ = [
 
 log = logging.getLogger("glassbox.inbox")
 
-Kind = Literal["slack", "pagerduty", "webhook", "email"]
+Kind = Literal["slack", "pagerduty", "webhook", "email", "opsgenie"]
 Status = Literal["firing", "resolved", "acknowledged", "unknown"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
 
@@ -115,6 +127,9 @@ _PD_ROUTING_KEY_LENGTH = 32
 _PD_DEDUP_KEY_MAX = 255
 _PD_SUMMARY_MAX = 1024
 _SLACK_MAX_ATTACHMENTS = 100
+_OG_LIMITS = {"message": 130, "alias": 512, "description": 15000}
+_OG_PRIORITIES = ("P1", "P2", "P3", "P4", "P5")
+_OG_IDENTIFIER_TYPES = ("id", "alias", "tiny")
 
 
 def inbox_receiver_urls(
@@ -123,7 +138,8 @@ def inbox_receiver_urls(
     """The fields of an Alertmanager receiver config that deliver to the inbox.
 
     slack: ``{"api_url": ...}``; pagerduty: ``{"url": ...}`` (plus any 32-character
-    ``routing_key``); webhook: ``{"url": ...}``; email: ``{"smarthost": "host:port"}``
+    ``routing_key``); opsgenie: ``{"api_url": ...}`` (plus any ``api_key``);
+    webhook: ``{"url": ...}``; email: ``{"smarthost": "host:port"}``
     (needs ``smtp_address``; also set ``require_tls: false`` and the
     ``X-Glassbox-Receiver`` header to the receiver name).
     """
@@ -135,6 +151,8 @@ def inbox_receiver_urls(
         return {"url": f"{base}/pagerduty/{name}/v2/enqueue"}
     if kind == "webhook":
         return {"url": f"{base}/webhook/{name}"}
+    if kind == "opsgenie":
+        return {"api_url": f"{base}/opsgenie/{name}/"}
     if kind == "email":
         if smtp_address is None:
             raise ValueError("email receivers deliver over SMTP: pass smtp_address")
@@ -275,6 +293,17 @@ def _summarize_pagerduty(body: dict[str, Any]) -> _Summary:
     return _Summary(status, _names(title_names, text_names), severity, title.strip())
 
 
+def _summarize_opsgenie(body: dict[str, Any]) -> _Summary:
+    """A create (the alert as sent) or a close (``action``, ``identifier``, the body)."""
+    if body.get("action") == "close":
+        return _Summary("resolved", (), None, f"close {_str(body.get('identifier'))}".strip())
+    title = _str(body.get("message"))
+    details = _dict(body.get("details"))  # Alertmanager puts the common labels here
+    _, title_names = _from_title(title)
+    names = _names([_str(details.get("alertname"))], title_names)
+    return _Summary("firing", names, _str(details.get("severity")) or None, title.strip())
+
+
 def _summarize_email(fields: dict[str, Any]) -> _Summary:
     subject = _str(fields.get("subject"))
     status, title_names = _from_title(subject)
@@ -287,6 +316,7 @@ _SUMMARIZERS: dict[Kind, Callable[[dict[str, Any]], _Summary]] = {
     "slack": _summarize_slack,
     "pagerduty": _summarize_pagerduty,
     "email": _summarize_email,
+    "opsgenie": _summarize_opsgenie,
 }
 
 
@@ -491,6 +521,15 @@ def _pd_error() -> Response:
     return _JSON({"status": "error", "message": "Internal error"}, status_code=500)
 
 
+def _og_answer(status: int, **fields: Any) -> Response:
+    """Opsgenie's answer shape: the fields, ``took`` and a ``requestId``."""
+    return _JSON({**fields, "took": 0.001, "requestId": str(uuid.uuid4())}, status_code=status)
+
+
+def _og_error() -> Response:
+    return _og_answer(500, message="Internal Server Error")
+
+
 def _json_error() -> Response:
     return _JSON({"error": "internal error"}, status_code=500)
 
@@ -503,6 +542,8 @@ def _too_large(kind: Kind) -> Response:
             {"status": "invalid event", "message": "Request too large", "errors": []},
             status_code=413,
         )
+    if kind == "opsgenie":
+        return _og_answer(413, message="Request too large")
     return _JSON({"error": f"body larger than {MAX_BODY_BYTES} bytes"}, status_code=413)
 
 
@@ -594,6 +635,34 @@ def _pd_errors(event: dict[str, Any]) -> list[str]:
     return errors
 
 
+def _og_errors(alert: dict[str, Any]) -> dict[str, str]:
+    """What Opsgenie's create-alert request would reject, by field."""
+    errors: dict[str, str] = {}
+    message = alert.get("message")
+    if not isinstance(message, str) or not message.strip():
+        errors["message"] = "Message can not be empty."
+    for field, limit in _OG_LIMITS.items():
+        value = alert.get(field)
+        if value is not None and not isinstance(value, str):
+            errors[field] = f"{field.capitalize()} must be a string."
+        elif isinstance(value, str) and len(value) > limit:
+            errors[field] = f"{field.capitalize()} can not be longer than {limit} characters."
+    priority = alert.get("priority")
+    if priority not in (None, "", *_OG_PRIORITIES):
+        errors["priority"] = "Priority should be one of [P1, P2, P3, P4, P5]."
+    for field in ("tags", "actions", "responders", "visibleTo"):
+        if alert.get(field) is not None and not isinstance(alert.get(field), list):
+            errors[field] = f"{field} must be a list."
+    if alert.get("details") is not None and not isinstance(alert.get("details"), dict):
+        errors["details"] = "details must be an object of strings."
+    return errors
+
+
+def _og_authorized(request: Request) -> bool:
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    return scheme == "GenieKey" and bool(key.strip())
+
+
 def _is_iso8601(value: Any) -> bool:
     if not isinstance(value, str):
         return False
@@ -658,6 +727,63 @@ def _app(store: _Store) -> Starlette:
             status_code=202,
         )
 
+    async def opsgenie_request(request: Request) -> tuple[str, dict[str, Any]] | Response:
+        """The receiver and the JSON body of an Opsgenie request, or the error answer."""
+        receiver = _receiver(request)
+        if receiver is None:
+            return _og_answer(404, message="Not Found")
+        if not _og_authorized(request):
+            return _og_answer(401, message="Could not authenticate")
+        body = await _read_body(request)
+        if not isinstance(body, bytes):
+            return _too_large("opsgenie")
+        parsed = _parse_object(body) if body.strip() else {}
+        if parsed is None:
+            return _og_answer(400, message="Could not parse the request body as JSON.")
+        return receiver, parsed
+
+    @_guarded(_og_error)
+    async def opsgenie_create(request: Request) -> Response:
+        got = await opsgenie_request(request)
+        if isinstance(got, Response):
+            return got
+        receiver, alert = got
+        errors = _og_errors(alert)
+        if errors:
+            return _og_answer(
+                422,
+                message="Request body is not processable. Please check the errors.",
+                errors=errors,
+            )
+        await record(receiver, "opsgenie", alert)
+        return _og_answer(202, result="Request will be processed")
+
+    @_guarded(_og_error)
+    async def opsgenie_close(request: Request) -> Response:
+        got = await opsgenie_request(request)
+        if isinstance(got, Response):
+            return got
+        receiver, body = got
+        identifier_type = request.query_params.get("identifierType") or "id"
+        if identifier_type not in _OG_IDENTIFIER_TYPES:
+            return _og_answer(
+                422,
+                message="Request body is not processable. Please check the errors.",
+                errors={"identifierType": "Identifier type should be one of [id, alias, tiny]."},
+            )
+        identifier = str(request.path_params["identifier"])
+        await record(
+            receiver,
+            "opsgenie",
+            {
+                "action": "close",
+                "identifier": identifier,
+                "identifierType": identifier_type,
+                "body": body,
+            },
+        )
+        return _og_answer(202, result="Request will be processed")
+
     @_guarded(_json_error)
     async def webhook(request: Request) -> Response:
         receiver = _receiver(request)
@@ -703,6 +829,12 @@ def _app(store: _Store) -> Starlette:
         routes=[
             Route("/slack/{receiver}", slack, methods=["POST"]),
             Route("/pagerduty/{receiver}/v2/enqueue", pagerduty, methods=["POST"]),
+            Route("/opsgenie/{receiver}/v2/alerts", opsgenie_create, methods=["POST"]),
+            Route(
+                "/opsgenie/{receiver}/v2/alerts/{identifier}/close",
+                opsgenie_close,
+                methods=["POST"],
+            ),
             Route("/webhook/{receiver}", webhook, methods=["POST"]),
             Route("/api/deliveries", deliveries, methods=["GET"]),
             Route("/api/health", health, methods=["GET"]),

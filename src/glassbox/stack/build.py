@@ -46,7 +46,7 @@ amtool and the schemas of Grafana, compose and Kubernetes.
 - `alertmanager/`: routing, inhibition, receivers and message templates; secrets are
   read from `alertmanager/secrets/<receiver>_<field>` at run time, never stored here
 - `grafana/`: provisioning (datasources with fixed uids) and dashboards
-- `loki/`, `alloy/`, `tempo/`: logs and traces
+- `loki/`, `alloy/`, `tempo/` (or `jaeger/`): logs and traces
 - `compose.yaml`: the whole stack on one Docker host, ports on 127.0.0.1 only
 - `kubernetes/`: ServiceMonitors, PrometheusRules, dashboard ConfigMaps, kustomization
 """
@@ -80,7 +80,9 @@ def render_stack(config: StackConfig, *, bundles: Sequence[Bundle] | None = None
     alertmanager = render_alertmanager(config, parts)
     files.update(alertmanager)
     grafana = render_grafana(
-        merge_dashboards(parts), scrape_interval=config.prometheus.scrape_interval
+        merge_dashboards(parts),
+        scrape_interval=config.prometheus.scrape_interval,
+        traces=config.tracing.backend,
     )
     files.update(grafana)
     files.update(render_logs(config))

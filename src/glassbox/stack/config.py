@@ -36,15 +36,20 @@ from glassbox.metrics.catalogue import (
     le_label,
     red_catalogue,
 )
+from glassbox.stack.matchers import Matcher, label_name, parse_matcher
 
 __all__ = [
     "ALERT_SETTINGS",
     "DEFAULT_CONFIG_NAME",
+    "RESERVED_ALERT_LABELS",
     "ContainerAlerts",
     "Dependency",
     "DependencyAlerts",
+    "Inhibit",
     "Kubernetes",
     "LatencyAlert",
+    "Logs",
+    "Message",
     "MongodbAlerts",
     "NodeAlerts",
     "PostgresAlerts",
@@ -64,6 +69,7 @@ __all__ = [
     "Slo",
     "StackConfig",
     "TargetDownAlerts",
+    "Tracing",
     "duration_seconds",
     "exporter_service",
     "load_config",
@@ -137,6 +143,35 @@ PositiveDuration = Annotated[str, AfterValidator(_positive_duration)]
 Name = Annotated[str, AfterValidator(_name)]
 Target = Annotated[str, AfterValidator(_target)]
 Severity = Literal["critical", "warning", "info"]
+
+#: Labels glassbox's alerts set themselves; a static label must not replace them.
+RESERVED_ALERT_LABELS = frozenset(
+    {"alertname", "severity", "service", "dependency", "instance", "job", "slo", "check", "name"}
+)
+
+
+def _alert_labels(value: dict[str, str]) -> dict[str, str]:
+    for key, text in value.items():
+        label_name(key)
+        if key in RESERVED_ALERT_LABELS:
+            raise ValueError(
+                f"{key!r} is a label glassbox's alerts set themselves; choose another name,"
+                " for example 'component' or 'team'"
+            )
+        if not text:
+            raise ValueError(f"label {key!r} needs a value; an empty label is no label")
+    return dict(sorted(value.items()))
+
+
+def _matcher(value: str) -> str:
+    return parse_matcher(value).text()
+
+
+#: Static labels added to every alert of a service or dependency.
+AlertLabels = Annotated[dict[str, str], AfterValidator(_alert_labels)]
+#: An Alertmanager matcher, kept in its quoted form (``component="database"``).
+MatcherText = Annotated[str, AfterValidator(_matcher)]
+LabelName = Annotated[str, AfterValidator(label_name)]
 
 
 class _Model(BaseModel):
@@ -284,7 +319,7 @@ _RECORD_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z
 _SELECTOR_EXAMPLE = "for example 'tool_executions_total{status=\"error\"}'"
 
 
-class Matcher(_Model):
+class SelectorMatcher(_Model):
     """One ``label="value"`` or ``label!="value"`` of a selector."""
 
     label: str
@@ -303,7 +338,7 @@ class Selector(_Model):
     """
 
     metric: str
-    matchers: tuple[Matcher, ...] = ()
+    matchers: tuple[SelectorMatcher, ...] = ()
 
     def __str__(self) -> str:
         inner = ",".join(m.promql() for m in self.matchers)
@@ -318,10 +353,10 @@ class Selector(_Model):
     def labels(self) -> frozenset[str]:
         return frozenset(m.label for m in self.matchers)
 
-    def matcher(self, label: str) -> Matcher | None:
+    def matcher(self, label: str) -> SelectorMatcher | None:
         return next((m for m in self.matchers if m.label == label), None)
 
-    def implies(self, other: Matcher) -> bool:
+    def implies(self, other: SelectorMatcher) -> bool:
         """True if every series this selector matches also satisfies ``other``."""
         mine = self.matcher(other.label)
         if mine is None:
@@ -330,7 +365,7 @@ class Selector(_Model):
             return mine == other
         return mine.value != other.value if mine.op == "=" else mine.value == other.value
 
-    def narrowing(self, wider: Selector) -> Matcher | None:
+    def narrowing(self, wider: Selector) -> SelectorMatcher | None:
         """A matcher of this selector that some series of ``wider`` fail (None: none)."""
         return next((m for m in self.matchers if not wider.implies(m)), None)
 
@@ -358,7 +393,7 @@ def _selector(value: Any) -> Any:
             f"{value!r} is not a plain metric selector: write a metric name with optional"
             f' label="value" or label!="value" matchers, {_SELECTOR_EXAMPLE}'
         )
-    matchers: list[Matcher] = []
+    matchers: list[SelectorMatcher] = []
     for m in node.matchers.matchers:
         if m.name == "__name__":
             raise ValueError(f"{value!r}: put the metric name before the braces, not in __name__")
@@ -379,7 +414,7 @@ def _selector(value: Any) -> Any:
             )
         if any(seen.label == m.name for seen in matchers):
             raise ValueError(f"{value!r}: label {m.name} is matched twice")
-        matchers.append(Matcher(label=m.name, op=op, value=m.value))
+        matchers.append(SelectorMatcher(label=m.name, op=op, value=m.value))
     try:
         check_metric_name(node.name)
     except ConfigurationError as exc:
@@ -611,6 +646,7 @@ class Service(_Model):
     business_metrics: tuple[BusinessMetric, ...] = ()
     rules: tuple[ServiceRule, ...] = ()
     recordings: tuple[ServiceRecording, ...] = ()
+    labels: AlertLabels = Field(default_factory=dict, description="added to every alert")
 
     _token = field_validator("metrics_token", mode="before")(_secret)
 
@@ -936,6 +972,7 @@ class Dependency(_Model):
         if data.get("deploy") is True and "targets" not in data and isinstance(name, str):
             out["targets"] = [f"{exporter_service(name)}:{EXPORTERS[kind][1]}"]
         return out
+    labels: AlertLabels = Field(default_factory=dict, description="added to every alert")
 
     @model_validator(mode="after")
     def _exporter_not_server(self) -> Self:
@@ -1059,16 +1096,51 @@ class Kubernetes(_Model):
         return value
 
 
+#: The message fields each receiver kind takes.
+MESSAGE_FIELDS: dict[str, tuple[str, ...]] = {
+    "slack": ("title", "text"),
+    "pagerduty": ("summary",),
+    "email": ("subject", "body", "html"),
+    "opsgenie": ("summary", "text"),
+    "webhook": (),
+}
+
+
+class Message(_Model):
+    """A receiver's own notification text: Go templates over Alertmanager's data.
+
+    Each field replaces glassbox's default for that part of the message; the fields a
+    receiver takes depend on its kind (:data:`MESSAGE_FIELDS`).
+    """
+
+    title: str | None = Field(default=None, description="slack: the message title")
+    text: str | None = Field(
+        default=None, description="slack: the message body; opsgenie: the description"
+    )
+    subject: str | None = Field(default=None, description="email: the Subject header")
+    body: str | None = Field(default=None, description="email: the plain-text body")
+    html: str | None = Field(default=None, description="email: the HTML body")
+    summary: str | None = Field(
+        default=None, description="pagerduty: the incident summary; opsgenie: the alert message"
+    )
+
+    def fields(self) -> dict[str, str]:
+        """The fields that are set, by name."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class Receiver(_Model):
     """Where notifications go. Secrets by env var or file only."""
 
     name: Name
-    kind: Literal["slack", "pagerduty", "email", "webhook"]
+    kind: Literal["slack", "pagerduty", "email", "opsgenie", "webhook"]
     # slack
     api_url: Secret | None = None
     channel: str | None = None
     # pagerduty
     routing_key: Secret | None = None
+    # opsgenie
+    api_key: Secret | None = None
     # email
     to: str | None = None
     from_: str | None = Field(default=None, alias="from")
@@ -1080,9 +1152,10 @@ class Receiver(_Model):
     url: str | None = None
     bearer_token: Secret | None = None
     send_resolved: bool = True
+    message: Message | None = None
 
     _secrets = field_validator(
-        "api_url", "routing_key", "auth_password", "bearer_token", mode="before"
+        "api_url", "routing_key", "api_key", "auth_password", "bearer_token", mode="before"
     )(_secret)
 
     @model_validator(mode="after")
@@ -1091,11 +1164,13 @@ class Receiver(_Model):
             "slack": ("api_url",),
             "pagerduty": ("routing_key",),
             "email": ("to", "from_", "smarthost"),
+            "opsgenie": ("api_key",),
             "webhook": ("url",),
         }[self.kind]
         missing = [f.rstrip("_") for f in need if getattr(self, f) is None]
+        a_kind = f"{'an' if self.kind[0] in 'aeiou' else 'a'} {self.kind}"
         if missing:
-            raise ValueError(f"a {self.kind} receiver needs {', '.join(missing)}")
+            raise ValueError(f"{a_kind} receiver needs {', '.join(missing)}")
         if self.url is not None and not re.match(r"^https?://[^/@\s]+(/\S*)?$", self.url):
             raise ValueError(
                 f"url {self.url!r} must be http(s)://host/path with no user:password"
@@ -1103,12 +1178,20 @@ class Receiver(_Model):
             )
         if self.smarthost is not None and not re.match(r"^[^:\s]+:\d+$", self.smarthost):
             raise ValueError(f"smarthost {self.smarthost!r} must be host:port")
+        if self.message is not None:
+            allowed = MESSAGE_FIELDS[self.kind]
+            for field, text in self.message.fields().items():
+                if field not in allowed:
+                    takes = " and ".join(allowed) if allowed else "no message fields"
+                    raise ValueError(f"message.{field}: {a_kind} receiver's message takes {takes}")
+                if not text.strip():
+                    raise ValueError(f"message.{field} is empty; remove it to keep the default")
         return self
 
     def secrets(self) -> dict[str, Secret]:
         """The receiver's secrets by field name."""
         out: dict[str, Secret] = {}
-        for field in ("api_url", "routing_key", "auth_password", "bearer_token"):
+        for field in ("api_url", "routing_key", "api_key", "auth_password", "bearer_token"):
             value = getattr(self, field)
             if value is not None:
                 out[field] = value
@@ -1116,15 +1199,38 @@ class Receiver(_Model):
 
 
 class Route(_Model):
-    """Alerts of one severity (optionally one service) go to these receivers."""
+    """Alerts matching all of severity, service and matchers go to these receivers."""
 
     severity: Severity | None = None
     service: str | None = None
+    matchers: tuple[MatcherText, ...] = Field(
+        default=(), description='Alertmanager matchers, e.g. component="database"'
+    )
     receivers: tuple[Name, ...] = Field(min_length=1)
+
+    def label_matchers(self) -> tuple[Matcher, ...]:
+        """Every condition of the route as a matcher: severity, service, then matchers."""
+        out = []
+        if self.severity is not None:
+            out.append(Matcher("severity", "=", self.severity))
+        if self.service is not None:
+            out.append(Matcher("service", "=", self.service))
+        return (*out, *(parse_matcher(m) for m in self.matchers))
+
+
+class Inhibit(_Model):
+    """While an alert matching source_matchers fires, mute those matching target_matchers.
+
+    Only alerts whose ``equal`` labels have the same values as the source's are muted.
+    """
+
+    source_matchers: tuple[MatcherText, ...] = Field(min_length=1)
+    target_matchers: tuple[MatcherText, ...] = Field(min_length=1)
+    equal: tuple[LabelName, ...] = ()
 
 
 class Routing(_Model):
-    """Alertmanager's routing tree, flattened."""
+    """Alertmanager's routing tree, flattened, and the user's own inhibit rules."""
 
     default_receiver: Name | None = None
     group_by: tuple[str, ...] = ("alertname", "service", "severity")
@@ -1132,6 +1238,24 @@ class Routing(_Model):
     group_interval: PositiveDuration = "5m"
     repeat_interval: PositiveDuration = "4h"
     routes: tuple[Route, ...] = ()
+    inhibit: tuple[Inhibit, ...] = ()
+
+
+class Logs(_Model):
+    """Loki's settings."""
+
+    retention: PositiveDuration | None = Field(
+        default=None, description="default: prometheus.retention_time; at least one day"
+    )
+
+
+class Tracing(_Model):
+    """Where traces are stored: Tempo or Jaeger, both behind Alloy's OTLP gateway."""
+
+    backend: Literal["tempo", "jaeger"] = "tempo"
+    retention: PositiveDuration | None = Field(
+        default=None, description="default: prometheus.retention_time"
+    )
 
 
 class RemoteWrite(_Model):
@@ -1213,6 +1337,8 @@ class StackConfig(_Model):
                         " evaluation intervals; one odd evaluation would notify"
                     )
         return self
+    logs: Logs = Logs()
+    tracing: Tracing = Tracing()
 
     @model_validator(mode="after")
     def _references(self) -> Self:
@@ -1282,6 +1408,65 @@ class StackConfig(_Model):
                     f" scrapes ({source} is {every}); rate() needs more samples than that to"
                     " be steady. Make the window at least four scrape intervals long"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _matcher_labels(self) -> Self:
+        # The alerts are built from the validated config, so this check runs last.
+        from glassbox.stack.components import collect
+
+        expression: set[str] = set()
+        names = {"alertname"}
+        alertnames: set[str] = set()
+        for bundle in collect(self):
+            for alert in bundle.alerts:
+                alertnames.add(alert.name)
+                expression.update(alert.expr_labels)
+                names.update(k for k, _ in alert.labels)
+        # labels whose values come from the expressions or from Prometheus
+        dynamic = {"severity", *self.prometheus.external_labels, *expression}
+        names |= dynamic
+        static: dict[str, set[str]] = {}
+        owners = [(f"services[{i}]", s.labels) for i, s in enumerate(self.services)]
+        owners += [(f"dependencies[{i}]", d.labels) for i, d in enumerate(self.dependencies)]
+        for where, labels in owners:
+            for key, value in labels.items():
+                if key in expression:
+                    raise ValueError(
+                        f"{where}.labels: {key!r} is a label glassbox's alerts set"
+                        " themselves; choose another name, for example 'component'"
+                    )
+                static.setdefault(key, set()).add(value)
+        places: list[tuple[str, tuple[str, ...]]] = []
+        for i, route in enumerate(self.routing.routes):
+            places.append((f"routing.routes[{i}].matchers", route.matchers))
+        for i, rule in enumerate(self.routing.inhibit):
+            places.append((f"routing.inhibit[{i}].source_matchers", rule.source_matchers))
+            places.append((f"routing.inhibit[{i}].target_matchers", rule.target_matchers))
+            for j, name in enumerate(rule.equal):
+                if name not in names:
+                    raise ValueError(
+                        f"routing.inhibit[{i}].equal[{j}]: no generated alert carries the"
+                        f" label {name!r}; alerts carry {', '.join(sorted(names))}"
+                    )
+        for where, texts in places:
+            for j, text in enumerate(texts):
+                matcher = parse_matcher(text)
+                if matcher.name not in names:
+                    raise ValueError(
+                        f"{where}[{j}]: no generated alert carries the label"
+                        f" {matcher.name!r}, so {text} never matches; alerts carry"
+                        f" {', '.join(sorted(names))} (add a label with labels ="
+                        f' {{ {matcher.name} = "..." }} on a service or dependency)'
+                    )
+                known = alertnames if matcher.name == "alertname" else static.get(matcher.name)
+                if matcher.name in dynamic or known is None:
+                    continue
+                if matcher.op == "=" and matcher.value not in known:
+                    raise ValueError(
+                        f"{where}[{j}]: no alert has {text}; {matcher.name} is one of"
+                        f" {', '.join(sorted(known))}"
+                    )
         return self
 
     @property

@@ -9,7 +9,8 @@ so adding a dependency kind means adding one component, not editing every render
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 __all__ = [
@@ -122,6 +123,16 @@ class RuleGroup:
     def recordings(self) -> tuple[Recording, ...]:
         return tuple(r for r in self.rules if isinstance(r, Recording))
 
+    def labelled(self, labels: Mapping[str, str]) -> RuleGroup:
+        """The group with ``labels`` added to every alert (recording rules unchanged)."""
+        if not labels:
+            return self
+        rules = tuple(
+            replace(r, labels=(*r.labels, *sorted(labels.items()))) if isinstance(r, Alert) else r
+            for r in self.rules
+        )
+        return replace(self, rules=rules)
+
 
 @dataclass(frozen=True, slots=True)
 class Query:
@@ -196,3 +207,7 @@ class Bundle:
     @property
     def alerts(self) -> tuple[Alert, ...]:
         return tuple(a for g in self.groups for a in g.alerts)
+
+    def labelled(self, labels: Mapping[str, str]) -> Bundle:
+        """The bundle with ``labels`` added to every alert."""
+        return replace(self, groups=tuple(g.labelled(labels) for g in self.groups))

@@ -23,6 +23,7 @@ from glassbox.stack.build import MANIFEST, render_stack
 from glassbox.stack.components import collect
 from glassbox.stack.config import StackConfig
 from glassbox.stack.lint import Vocabulary, lint_alert, lint_expr, lint_recording, vocabulary
+from glassbox.stack.matchers import Matcher, matches_all
 from glassbox.stack.model import Bundle
 from glassbox.stack.render.alertmanager import expected_receivers
 
@@ -135,40 +136,106 @@ def _promtool(root: Path) -> list[Step]:
     return steps
 
 
+def _route_probes(config: StackConfig, bundles: Sequence[Bundle]) -> list[dict[str, str]]:
+    """Label sets whose receivers the routes test checks, without repeats.
+
+    Each severity alone and with each service; every generated alert as it reaches
+    Alertmanager (with Prometheus' external labels), cut down to the labels the routes
+    read; and for each route, labels built from its own matchers.
+    """
+    probes: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+
+    def add(labels: dict[str, str]) -> None:
+        probes.setdefault(tuple(sorted(labels.items())), labels)
+
+    for severity in ("critical", "warning", "info"):
+        for service in [None, *(s.name for s in config.services)]:
+            labels = {"severity": severity, "alertname": "Probe"}
+            if service:
+                labels["service"] = service
+            add(labels)
+    routes = [r.label_matchers() for r in config.routing.routes]
+    read = {"severity", "service"} | {m.name for matchers in routes for m in matchers}
+    seen: dict[str, set[str]] = {}
+    for bundle in bundles:
+        for alert in bundle.alerts:
+            for case in alert.cases:
+                for expected in case.firing:
+                    labels = {
+                        **config.prometheus.external_labels,
+                        **dict(expected.labels),
+                        "alertname": alert.name,
+                        "severity": alert.severity,
+                        **dict(alert.labels),
+                    }
+                    for key, value in labels.items():
+                        seen.setdefault(key, set()).add(value)
+                    add({k: v for k, v in labels.items() if k in read})
+    for matchers in routes:
+        labels = {}
+        for m in matchers:
+            if m.op == "=":
+                labels[m.name] = m.value
+            elif m.op == "=~":
+                fits = sorted(v for v in seen.get(m.name, ()) if m.matches({m.name: v}))
+                if fits:
+                    labels[m.name] = fits[0]
+        if labels and matches_all(matchers, labels):
+            add(labels)
+    return list(probes.values())
+
+
+def _templates(am: Path) -> Step:
+    """Each template alertmanager.yml calls, rendered by amtool on its example alerts."""
+    step = Step("amtool template render (every receiver message renders)")
+    text = (am / "alertmanager.yml").read_text(encoding="utf-8")
+    names = sorted(set(re.findall(r'\{\{-?\s*template\s+"([^"]+)"', text)))
+    for name in names:
+        code, out = _run(
+            "amtool",
+            "template",
+            "render",
+            "--template.glob=templates/*.tmpl",
+            f'--template.text={{{{ template "{name}" . }}}}',
+            cwd=am,
+        )
+        if code != 0:
+            step.problems.append(f"template {name!r}: {_failure(out)[0]}")
+    step.detail = f"{len(names)} templates"
+    return step
+
+
 def _amtool(root: Path, config: StackConfig, bundles: Sequence[Bundle]) -> list[Step]:
     am = root / "alertmanager"
     code, out = _run("amtool", "check-config", "alertmanager.yml", cwd=am)
     steps = [Step("amtool check-config", [] if code == 0 else _failure(out))]
-    routes = Step("amtool config routes test (each severity reaches its receivers)")
-    services: list[str | None] = [None, *(s.name for s in config.services)]
+    if code == 0:
+        steps.append(_templates(am))
+    routes = Step("amtool config routes test (each alert and route reaches its receivers)")
     tried = 0
-    for severity in ("critical", "warning", "info"):
-        for service in services:
-            labels = {"severity": severity, "alertname": "Probe"}
-            if service:
-                labels["service"] = service
-            want = expected_receivers(config, labels)
-            code, out = _run(
-                "amtool",
-                "config",
-                "routes",
-                "test",
-                "--config.file=alertmanager.yml",
-                f"--verify.receivers={','.join(want)}",
-                *[f"{k}={v}" for k, v in labels.items()],
-                cwd=am,
+    for labels in _route_probes(config, bundles):
+        want = expected_receivers(config, labels)
+        code, out = _run(
+            "amtool",
+            "config",
+            "routes",
+            "test",
+            "--config.file=alertmanager.yml",
+            f"--verify.receivers={','.join(want)}",
+            *[Matcher(k, "=", v).text() for k, v in labels.items()],
+            cwd=am,
+        )
+        tried += 1
+        if code != 0:
+            routes.problems.append(
+                f"labels {labels}: expected receivers {want}; amtool said:"
+                f" {out.splitlines()[-1] if out else code}"
             )
-            tried += 1
-            if code != 0:
-                routes.problems.append(
-                    f"labels {labels}: expected receivers {want}; amtool said:"
-                    f" {out.splitlines()[-1] if out else code}"
-                )
     routes.detail = f"{tried} label sets"
     steps.append(routes)
     inhibit = Step("every inhibit-rule label exists on some alert")
     doc = yaml.safe_load((am / "alertmanager.yml").read_text())
-    alert_labels = {"alertname", "severity"}
+    alert_labels = {"alertname", "severity", *config.prometheus.external_labels}
     for bundle in bundles:
         for alert in bundle.alerts:
             alert_labels.update(alert.expr_labels)

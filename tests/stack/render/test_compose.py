@@ -25,7 +25,13 @@ from glassbox.stack.render.compose import (
     render_compose,
     secret_env_vars,
 )
-from glassbox.stack.render.logs import ALLOY_IMAGE, LOKI_IMAGE, TEMPO_IMAGE, render_logs
+from glassbox.stack.render.logs import (
+    ALLOY_IMAGE,
+    JAEGER_IMAGE,
+    LOKI_IMAGE,
+    TEMPO_IMAGE,
+    render_logs,
+)
 
 #: Secret values planted in the environment; no generated file may contain them.
 PLANTED = {
@@ -115,6 +121,27 @@ def test_services_and_pinned_images(compose: dict[str, Any]) -> None:
         assert service["restart"] == "unless-stopped"
         assert service["healthcheck"]["test"][0] == "CMD", name
     assert compose["name"] == "shop"
+
+
+def test_jaeger_takes_tempos_place_and_passes_the_compose_check() -> None:
+    config = parse_config({**STACK, "tracing": {"backend": "jaeger"}})
+    text = render_compose(config)["compose.yaml"]
+    assert check_compose(text) == []
+    document = yaml.safe_load(text)
+    services = document["services"]
+    assert list(services) == ["prometheus", "alertmanager", "grafana", "loki", "jaeger", "alloy"]
+    jaeger = services["jaeger"]
+    assert jaeger["image"] == JAEGER_IMAGE
+    assert jaeger["command"] == ["--config", "/etc/jaeger/jaeger.yml"]
+    assert jaeger["ports"] == ["127.0.0.1:16686:16686"]
+    assert "./jaeger/jaeger.yml:/etc/jaeger/jaeger.yml:ro" in jaeger["volumes"]
+    assert "jaeger-data:/tmp" in jaeger["volumes"]
+    assert "jaeger" in services["grafana"]["depends_on"]
+    assert "jaeger" in services["alloy"]["depends_on"]
+    assert "tempo-data" not in document["volumes"]
+    assert "jaeger-data" in document["volumes"]
+    # the files compose mounts are the ones glassbox writes
+    assert "jaeger/jaeger.yml" in render_logs(config)
 
 
 def test_grafana_image_follows_the_grafana_renderer() -> None:

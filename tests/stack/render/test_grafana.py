@@ -12,6 +12,7 @@ import yaml
 from glassbox.stack.model import Dashboard, Panel, Query, Row, Variable
 from glassbox.stack.render.grafana import (
     GRAFANA_IMAGE,
+    JAEGER_UID,
     LOKI_UID,
     PROMETHEUS_UID,
     TEMPO_UID,
@@ -296,6 +297,31 @@ def test_datasources_link_metrics_logs_and_traces() -> None:
     assert tempo["tracesToLogsV2"]["datasourceUid"] == LOKI_UID
     assert tempo["tracesToLogsV2"]["filterByTraceID"] is True
     assert tempo["serviceMap"]["datasourceUid"] == PROMETHEUS_UID
+
+
+def test_jaeger_replaces_tempo_and_keeps_the_links() -> None:
+    files = render_provisioning(
+        prometheus_url="http://prom:9090",
+        loki_url="http://loki:3100",
+        tempo_url="http://tempo:3200",
+        dashboards_path="/dash",
+        traces="jaeger",
+        jaeger_url="http://jaeger:16686",
+    )
+    ds = yaml.safe_load(files["grafana/provisioning/datasources/glassbox.yml"])
+    by_uid = {d["uid"]: d for d in ds["datasources"]}
+    assert set(by_uid) == {PROMETHEUS_UID, LOKI_UID, JAEGER_UID}
+    jaeger = by_uid[JAEGER_UID]
+    assert (jaeger["type"], jaeger["url"]) == ("jaeger", "http://jaeger:16686")
+    assert jaeger["jsonData"]["tracesToLogsV2"]["datasourceUid"] == LOKI_UID
+    assert jaeger["jsonData"]["tracesToLogsV2"]["tags"] == [
+        {"key": "service.name", "value": "service"}
+    ]
+    assert by_uid[PROMETHEUS_UID]["jsonData"]["exemplarTraceIdDestinations"] == [
+        {"name": "trace_id", "datasourceUid": JAEGER_UID}
+    ]
+    (derived,) = by_uid[LOKI_UID]["jsonData"]["derivedFields"]
+    assert derived["datasourceUid"] == JAEGER_UID
 
 
 def test_dashboard_provider() -> None:

@@ -22,11 +22,13 @@ import yaml
 from glassbox.stack.config import parse_config
 from glassbox.stack.render.logs import (
     ALLOY_IMAGE,
+    JAEGER_IMAGE,
     LOKI_IMAGE,
     TEMPO_IMAGE,
     go_duration,
     loki_retention,
     render_logs,
+    trace_retention,
 )
 from tests.stack.render.test_compose import STACK, assert_no_planted_secret, stack_config
 
@@ -43,6 +45,8 @@ LOKI_TOP = {
     "ruler",
     "analytics",
 }
+#: Sections of an OpenTelemetry Collector config, which Jaeger v2's is.
+COLLECTOR_TOP = {"service", "extensions", "receivers", "processors", "exporters"}
 #: Top-level keys of Tempo v2.7.2's config struct (cmd/tempo/app/config.go) we may use.
 TEMPO_TOP = {
     "stream_over_http_enabled",
@@ -69,6 +73,7 @@ def test_images_are_pinned() -> None:
     assert LOKI_IMAGE == "grafana/loki:3.4.2"
     assert ALLOY_IMAGE == "grafana/alloy:v1.7.5"
     assert TEMPO_IMAGE == "grafana/tempo:2.7.2"
+    assert JAEGER_IMAGE == "jaegertracing/jaeger:2.19.0"
 
 
 def test_files_and_determinism(monkeypatch: pytest.MonkeyPatch, files: dict[str, str]) -> None:
@@ -126,6 +131,55 @@ def test_tempo_listens_for_otlp_on_every_interface(files: dict[str, str]) -> Non
     # Go's time.ParseDuration: no "d"
     assert tempo["compactor"]["compaction"]["block_retention"] == "720h"
     assert "metrics_generator" not in tempo
+
+
+def test_logs_and_traces_keep_their_own_retention() -> None:
+    both = parse_config({**STACK, "logs": {"retention": "7d"}, "tracing": {"retention": "3d"}})
+    assert (loki_retention(both), trace_retention(both)) == ("7d", "3d")
+    files = render_logs(both)
+    assert _yaml(files["loki/loki.yml"])["limits_config"]["retention_period"] == "7d"
+    tempo = _yaml(files["tempo/tempo.yml"])
+    assert tempo["compactor"]["compaction"]["block_retention"] == "72h"
+    # unset: Prometheus' retention, as before; Loki's still at least a day
+    assert trace_retention(parse_config(STACK)) == "30d"
+    short = parse_config({**STACK, "logs": {"retention": "6h"}})
+    assert loki_retention(short) == "24h"
+
+
+def test_jaeger_v2_stores_traces_in_badger_for_the_retention() -> None:
+    config = parse_config({**STACK, "tracing": {"backend": "jaeger", "retention": "3d"}})
+    files = render_logs(config)
+    assert sorted(files) == ["alloy/config.alloy", "jaeger/jaeger.yml", "loki/loki.yml"]
+    jaeger = _yaml(files["jaeger/jaeger.yml"])
+    assert set(jaeger) == COLLECTOR_TOP
+    pipeline = jaeger["service"]["pipelines"]["traces"]
+    assert pipeline == {
+        "receivers": ["otlp"],
+        "processors": ["batch"],
+        "exporters": ["jaeger_storage_exporter"],
+    }
+    # every component a pipeline or the service names is configured, and back
+    assert set(jaeger["service"]["extensions"]) == set(jaeger["extensions"])
+    for kind in ("receivers", "processors", "exporters"):
+        assert set(pipeline[kind]) == set(jaeger[kind])
+    ((name, backend),) = jaeger["extensions"]["jaeger_storage"]["backends"].items()
+    badger = backend["badger"]
+    assert badger["ephemeral"] is False
+    assert badger["ttl"] == {"spans": "72h"}  # Go's time.ParseDuration: no "d"
+    assert badger["directories"]["keys"].startswith("/tmp/jaeger/")
+    query = jaeger["extensions"]["jaeger_query"]
+    assert query["storage"] == {"traces": name}
+    assert query["http"] == {"endpoint": "0.0.0.0:16686"}
+    assert jaeger["exporters"]["jaeger_storage_exporter"] == {"trace_storage": name}
+    assert jaeger["receivers"]["otlp"]["protocols"] == {
+        "grpc": {"endpoint": "0.0.0.0:4317"},
+        "http": {"endpoint": "0.0.0.0:4318"},
+    }
+    components = _alloy_components(files["alloy/config.alloy"])
+    assert '"http://jaeger:4318"' in components["otelcol.exporter.otlphttp.jaeger"]
+    assert "otelcol.exporter.otlphttp.tempo" not in components
+    batch = components["otelcol.processor.batch.default"]
+    assert "otelcol.exporter.otlphttp.jaeger.input" in batch
 
 
 @pytest.mark.parametrize(

@@ -22,11 +22,11 @@ def collect(
     alertmanager_targets: tuple[str, ...] = ("alertmanager:9093",),
 ) -> list[Bundle]:
     """Every bundle of the stack, in a stable order."""
-    bundles = [service_bundle(config, s) for s in config.services]
+    bundles = [service_bundle(config, s).labelled(s.labels) for s in config.services]
     slo = slo_bundle(config)
     if slo is not None:
         bundles.append(slo)
-    bundles += [dependency_bundle(config, d) for d in config.dependencies]
+    bundles += [dependency_bundle(config, d).labelled(d.labels) for d in config.dependencies]
     bundles.append(
         monitoring_bundle(
             config,

@@ -269,7 +269,7 @@ def slo_bundle(config: StackConfig) -> Bundle | None:
     for service in config.services:
         for slo in service.slos:
             groups.append(_recordings(service, slo))
-            groups.append(_alerts(config, service, slo))
+            groups.append(_alerts(config, service, slo).labelled(service.labels))
     if not groups:
         return None
     return Bundle(name="slo", groups=tuple(groups), dashboards=(_dashboard(config),))

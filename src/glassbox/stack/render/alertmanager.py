@@ -3,6 +3,10 @@
 Secrets are referenced as files (``secrets/<receiver>_<field>``, relative to
 alertmanager.yml); whoever runs Alertmanager (compose, Kubernetes, ``glassbox up``)
 puts each secret there from the environment variable or file the config names.
+
+A receiver's own message (``[receivers.message]``) becomes a named template in
+``templates/messages.tmpl`` (``glassbox.<receiver>.<field>``) that the receiver's
+config calls, so ``amtool check-config`` parses it with the other templates.
 """
 
 from __future__ import annotations
@@ -12,16 +16,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from glassbox.stack.config import Receiver, StackConfig
+from glassbox.stack.matchers import matches_all, parse_matcher
 from glassbox.stack.model import Bundle
 from glassbox.stack.render._yaml import dump
 
 __all__ = [
+    "INBOX_OPSGENIE_KEY",
     "INBOX_ROUTING_KEY",
+    "MESSAGES_FILE",
+    "OPSGENIE_PRIORITY",
     "TEMPLATE",
     "InboxTarget",
     "alertmanager_yml",
     "expected_receivers",
     "inhibit_rules",
+    "message_template",
+    "message_templates",
     "receiver_secret",
     "render_alertmanager",
 ]
@@ -48,6 +58,11 @@ TEMPLATE = """\
 PAGERDUTY_SEVERITY = (
     "{{ if .CommonLabels.severity }}{{ .CommonLabels.severity }}{{ else }}critical{{ end }}"
 )
+#: Opsgenie's priority from the severity; a group mixing severities pages as P1.
+OPSGENIE_PRIORITY = (
+    '{{ if eq .CommonLabels.severity "warning" }}P3'
+    '{{ else if eq .CommonLabels.severity "info" }}P5{{ else }}P1{{ end }}'
+)
 
 #: Alerts that mean "the service is down": they mute the service's symptom alerts.
 SERVICE_DOWN = ("ServiceDown", "ServiceAbsent")
@@ -58,6 +73,17 @@ SERVICE_SYMPTOMS = (
     "ServiceSaturated",
     "SLOErrorBudgetBurn.+",
 )
+#: The receivers' own messages, beside glassbox.tmpl.
+MESSAGES_FILE = "alertmanager/templates/messages.tmpl"
+_DEFAULT_MESSAGE = {
+    "title": "glassbox.title",
+    "text": "glassbox.text",
+    "subject": "glassbox.title",
+    "body": "glassbox.text",
+    "summary": "glassbox.title",
+}
+
+
 DEPENDENCY_DOWN = (
     "DependencyTargetDown",
     "PostgresDown",
@@ -83,12 +109,67 @@ class InboxTarget:
 
 #: A routing key of the length PagerDuty expects; the inbox accepts any.
 INBOX_ROUTING_KEY = "glassboxinboxglassboxinbox000000"
+#: The Opsgenie API key the inbox's receivers send; the inbox accepts any.
+INBOX_OPSGENIE_KEY = "glassbox-inbox"
+
+
+def message_template(receiver: Receiver, field: str) -> str | None:
+    """The name of the template for one part of a receiver's message (None: no such part).
+
+    The receiver's own ``message.<field>`` when set, else glassbox's default.
+    """
+    if receiver.message is not None and field in receiver.message.fields():
+        return f"glassbox.{receiver.name}.{field}"
+    return _DEFAULT_MESSAGE.get(field)
+
+
+def _call(receiver: Receiver, field: str) -> str:
+    name = message_template(receiver, field)
+    assert name is not None
+    return f'{{{{ template "{name}" . }}}}'
+
+
+def _opsgenie(receiver: Receiver) -> dict[str, Any]:
+    """The opsgenie_configs fields every Opsgenie receiver shares (not its key or URL)."""
+    return {
+        "send_resolved": receiver.send_resolved,
+        "message": _call(receiver, "summary"),
+        "description": _call(receiver, "text"),
+        "priority": OPSGENIE_PRIORITY,
+        "source": "glassbox",
+    }
+
+
+def message_templates(config: StackConfig) -> str | None:
+    """``messages.tmpl``: one ``define`` per message field set in glassbox.toml."""
+    blocks = []
+    for receiver in config.receivers:
+        if receiver.message is None:
+            continue
+        for field, text in receiver.message.fields().items():
+            blocks.append(
+                f'{{{{ define "glassbox.{receiver.name}.{field}" }}}}{text}{{{{ end }}}}\n'
+            )
+    if not blocks:
+        return None
+    header = (
+        "{{/* The receivers' own messages from glassbox.toml ([receivers.message]);"
+        " generated, do not edit. */}}\n"
+    )
+    return header + "\n".join(blocks)
+
+
+def _html(receiver: Receiver) -> dict[str, str]:
+    """An email receiver's own HTML body; without one, Alertmanager's default HTML."""
+    if receiver.message is not None and receiver.message.html is not None:
+        return {"html": _call(receiver, "html")}
+    return {}
 
 
 def _inbox_receiver(receiver: Receiver, inbox: InboxTarget) -> dict[str, Any]:
     """The receiver delivering to the inbox exactly as to the real service."""
-    title = '{{ template "glassbox.title" . }}'
-    text = '{{ template "glassbox.text" . }}'
+    title = _call(receiver, "title")
+    text = _call(receiver, "text")
     base = inbox.http_url.rstrip("/")
     out: dict[str, Any] = {"name": receiver.name}
     if receiver.kind == "slack":
@@ -108,7 +189,7 @@ def _inbox_receiver(receiver: Receiver, inbox: InboxTarget) -> dict[str, Any]:
                 "routing_key": INBOX_ROUTING_KEY,
                 "send_resolved": receiver.send_resolved,
                 "severity": PAGERDUTY_SEVERITY,
-                "description": title,
+                "description": _call(receiver, "summary"),
             }
         ]
     elif receiver.kind == "email":
@@ -119,8 +200,20 @@ def _inbox_receiver(receiver: Receiver, inbox: InboxTarget) -> dict[str, Any]:
                 "smarthost": f"{inbox.smtp_host}:{inbox.smtp_port}",
                 "require_tls": False,
                 "send_resolved": receiver.send_resolved,
-                "headers": {"Subject": title, "X-Glassbox-Receiver": receiver.name},
-                "text": text,
+                "headers": {
+                    "Subject": _call(receiver, "subject"),
+                    "X-Glassbox-Receiver": receiver.name,
+                },
+                "text": _call(receiver, "body"),
+                **_html(receiver),
+            }
+        ]
+    elif receiver.kind == "opsgenie":
+        out["opsgenie_configs"] = [
+            {
+                "api_url": f"{base}/opsgenie/{receiver.name}/",
+                "api_key": INBOX_OPSGENIE_KEY,
+                **_opsgenie(receiver),
             }
         ]
     else:
@@ -131,8 +224,8 @@ def _inbox_receiver(receiver: Receiver, inbox: InboxTarget) -> dict[str, Any]:
 
 
 def _receiver(receiver: Receiver) -> dict[str, Any]:
-    title = '{{ template "glassbox.title" . }}'
-    text = '{{ template "glassbox.text" . }}'
+    title = _call(receiver, "title")
+    text = _call(receiver, "text")
     out: dict[str, Any] = {"name": receiver.name}
     if receiver.kind == "slack":
         slack: dict[str, Any] = {
@@ -150,9 +243,9 @@ def _receiver(receiver: Receiver) -> dict[str, Any]:
                 "routing_key_file": receiver_secret(receiver, "routing_key"),
                 "send_resolved": receiver.send_resolved,
                 "severity": PAGERDUTY_SEVERITY,
-                "description": title,
+                "description": _call(receiver, "summary"),
                 "details": {
-                    "firing": text,
+                    "firing": '{{ template "glassbox.text" . }}',
                     "service": "{{ .CommonLabels.service }}",
                     "runbook": "{{ .CommonAnnotations.runbook_url }}",
                 },
@@ -165,14 +258,19 @@ def _receiver(receiver: Receiver) -> dict[str, Any]:
             "smarthost": receiver.smarthost,
             "require_tls": receiver.require_tls,
             "send_resolved": receiver.send_resolved,
-            "headers": {"Subject": title},
-            "text": text,
+            "headers": {"Subject": _call(receiver, "subject")},
+            "text": _call(receiver, "body"),
+            **_html(receiver),
         }
         if receiver.auth_username:
             email["auth_username"] = receiver.auth_username
         if receiver.auth_password is not None:
             email["auth_password_file"] = receiver_secret(receiver, "auth_password")
         out["email_configs"] = [email]
+    elif receiver.kind == "opsgenie":
+        out["opsgenie_configs"] = [
+            {"api_key_file": receiver_secret(receiver, "api_key"), **_opsgenie(receiver)}
+        ]
     else:
         hook: dict[str, Any] = {"url": receiver.url, "send_resolved": receiver.send_resolved}
         if receiver.bearer_token is not None:
@@ -183,20 +281,11 @@ def _receiver(receiver: Receiver) -> dict[str, Any]:
     return out
 
 
-def _matchers(severity: str | None, service: str | None) -> list[str]:
-    out = []
-    if severity:
-        out.append(f'severity="{severity}"')
-    if service:
-        out.append(f'service="{service}"')
-    return out
-
-
 def _routes(config: StackConfig) -> list[dict[str, Any]]:
     """One Alertmanager route per (route, receiver); all but the last continue."""
     out = []
     for route in config.routing.routes:
-        matchers = _matchers(route.severity, route.service)
+        matchers = [m.text() for m in route.label_matchers()]
         for i, name in enumerate(route.receivers):
             last = i == len(route.receivers) - 1
             out.append({"receiver": name, "matchers": matchers, "continue": not last})
@@ -206,16 +295,18 @@ def _routes(config: StackConfig) -> list[dict[str, Any]]:
 def expected_receivers(config: StackConfig, labels: dict[str, str]) -> list[str]:
     """Receivers an alert with these labels should reach, by the config's routing."""
     for route in config.routing.routes:
-        if route.severity and labels.get("severity") != route.severity:
-            continue
-        if route.service and labels.get("service") != route.service:
-            continue
-        return list(route.receivers)
+        if matches_all(route.label_matchers(), labels):
+            return list(route.receivers)
     return [config.default_receiver]
 
 
-def inhibit_rules(bundles: Sequence[Bundle]) -> list[dict[str, Any]]:
-    """Critical mutes warning of the same alert; down mutes the symptoms."""
+def inhibit_rules(
+    bundles: Sequence[Bundle], config: StackConfig | None = None
+) -> list[dict[str, Any]]:
+    """Critical mutes warning of the same alert; down mutes the symptoms.
+
+    With ``config``, its ``[[routing.inhibit]]`` rules follow glassbox's own.
+    """
     names = {alert.name for bundle in bundles for alert in bundle.alerts}
     rules: list[dict[str, Any]] = [
         {
@@ -250,6 +341,14 @@ def inhibit_rules(bundles: Sequence[Bundle]) -> list[dict[str, Any]]:
                 "equal": ["dependency"],
             }
         )
+    for rule in config.routing.inhibit if config is not None else ():
+        user: dict[str, Any] = {
+            "source_matchers": [parse_matcher(m).text() for m in rule.source_matchers],
+            "target_matchers": [parse_matcher(m).text() for m in rule.target_matchers],
+        }
+        if rule.equal:
+            user["equal"] = list(rule.equal)
+        rules.append(user)
     return rules
 
 
@@ -269,7 +368,7 @@ def alertmanager_yml(
             "repeat_interval": r.repeat_interval,
             "routes": _routes(config),
         },
-        "inhibit_rules": inhibit_rules(bundles),
+        "inhibit_rules": inhibit_rules(bundles, config),
         "receivers": [
             _receiver(x) if inbox is None else _inbox_receiver(x, inbox) for x in config.receivers
         ],
@@ -278,8 +377,12 @@ def alertmanager_yml(
 
 
 def render_alertmanager(config: StackConfig, bundles: Sequence[Bundle]) -> dict[str, str]:
-    """``alertmanager/alertmanager.yml`` and ``alertmanager/templates/glassbox.tmpl``."""
-    return {
+    """``alertmanager.yml``, ``templates/glassbox.tmpl`` and any receiver's own messages."""
+    files = {
         "alertmanager/alertmanager.yml": alertmanager_yml(config, bundles),
         "alertmanager/templates/glassbox.tmpl": TEMPLATE,
     }
+    messages = message_templates(config)
+    if messages is not None:
+        files[MESSAGES_FILE] = messages
+    return files

@@ -35,6 +35,9 @@ from glassbox.stack.render.logs import (
     ALLOY_IMAGE,
     DOCKER_SOCKET,
     GLASSBOX_LOG_DIR,
+    JAEGER_DATA_DIR,
+    JAEGER_IMAGE,
+    JAEGER_UI_PORT,
     LOKI_IMAGE,
     LOKI_PORT,
     OTLP_GRPC_PORT,
@@ -219,6 +222,7 @@ def _exporter(spec: Exporter, secret: Secret | None, secret_name: str | None) ->
 def render_compose(config: StackConfig) -> dict[str, str]:
     """``compose.yaml`` for the stack the other renderers configure."""
     secrets = _service_secrets(config)
+    traces = config.tracing.backend
     top_secrets: dict[str, dict[str, str]] = {
         _GRAFANA_SECRET: {"environment": GRAFANA_ADMIN_PASSWORD_ENV}
     }
@@ -294,7 +298,7 @@ def render_compose(config: StackConfig) -> dict[str, str]:
             "./grafana/dashboards:/var/lib/grafana/dashboards/glassbox:ro",
             "grafana-data:/var/lib/grafana",
         ],
-        "depends_on": _after("prometheus", "alertmanager", "loki", "tempo"),
+        "depends_on": _after("prometheus", "alertmanager", "loki", traces),
         "healthcheck": _health(_wget("http://127.0.0.1:3000/api/health")),
     }
 
@@ -311,14 +315,33 @@ def render_compose(config: StackConfig) -> dict[str, str]:
         ),
     }
 
-    tempo: dict[str, Any] = {
-        "image": TEMPO_IMAGE,
-        "restart": "unless-stopped",
-        "command": ["-config.file=/etc/tempo/tempo.yml"],
-        "ports": [_port(TEMPO_PORT)],
-        "volumes": ["./tempo/tempo.yml:/etc/tempo/tempo.yml:ro", "tempo-data:/var/tempo"],
-        "healthcheck": _health(_wget(f"http://127.0.0.1:{TEMPO_PORT}/ready"), start_period="40s"),
-    }
+    store: dict[str, Any]
+    if traces == "jaeger":
+        store = {
+            "image": JAEGER_IMAGE,
+            "restart": "unless-stopped",
+            "command": ["--config", "/etc/jaeger/jaeger.yml"],
+            # the UI; OTLP arrives through Alloy on the compose network
+            "ports": [_port(JAEGER_UI_PORT)],
+            "volumes": [
+                "./jaeger/jaeger.yml:/etc/jaeger/jaeger.yml:ro",
+                # the image's own volume, writable by its user: Badger's files live below
+                f"jaeger-data:{PurePosixPath(JAEGER_DATA_DIR).parent}",
+            ],
+            # Alpine-based image: busybox wget
+            "healthcheck": _health(_wget(f"http://127.0.0.1:{JAEGER_UI_PORT}/")),
+        }
+    else:
+        store = {
+            "image": TEMPO_IMAGE,
+            "restart": "unless-stopped",
+            "command": ["-config.file=/etc/tempo/tempo.yml"],
+            "ports": [_port(TEMPO_PORT)],
+            "volumes": ["./tempo/tempo.yml:/etc/tempo/tempo.yml:ro", "tempo-data:/var/tempo"],
+            "healthcheck": _health(
+                _wget(f"http://127.0.0.1:{TEMPO_PORT}/ready"), start_period="40s"
+            ),
+        }
 
     alloy_ready = (
         f"exec 3<>/dev/tcp/127.0.0.1/{ALLOY_HTTP_PORT}"
@@ -344,7 +367,7 @@ def render_compose(config: StackConfig) -> dict[str, str]:
             f"{GLASSBOX_LOG_DIR}:{GLASSBOX_LOG_DIR}:ro",
             "alloy-data:/var/lib/alloy/data",
         ],
-        "depends_on": _after("loki", "tempo"),
+        "depends_on": _after("loki", traces),
         # Ubuntu image without wget or curl: bash's /dev/tcp
         "healthcheck": _health(["CMD", "bash", "-c", alloy_ready]),
     }
@@ -354,7 +377,7 @@ def render_compose(config: StackConfig) -> dict[str, str]:
         "alertmanager": alertmanager,
         "grafana": grafana,
         "loki": loki,
-        "tempo": tempo,
+        traces: store,
         "alloy": alloy,
     }
     for dep in config.dependencies:
@@ -374,7 +397,7 @@ def render_compose(config: StackConfig) -> dict[str, str]:
                 "alertmanager-data",
                 "grafana-data",
                 "loki-data",
-                "tempo-data",
+                f"{traces}-data",
                 "alloy-data",
             )
         },

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from grafana_foundation_sdk.builders import common as common_b
@@ -29,6 +29,7 @@ from glassbox.stack.model import Dashboard, Panel, Query, Variable
 
 __all__ = [
     "GRAFANA_IMAGE",
+    "JAEGER_UID",
     "LOKI_SERVICE_LABEL",
     "LOKI_UID",
     "PROMETHEUS_UID",
@@ -45,6 +46,7 @@ GRAFANA_IMAGE = "grafana/grafana:11.6.0"
 PROMETHEUS_UID = "glassbox-prometheus"
 LOKI_UID = "glassbox-loki"
 TEMPO_UID = "glassbox-tempo"
+JAEGER_UID = "glassbox-jaeger"
 #: The Loki stream label holding the service name (Tempo's trace-to-logs filters on it).
 LOKI_SERVICE_LABEL = "service"
 
@@ -300,6 +302,42 @@ def _panel(panel: Panel, panel_id: int, pos: dash_m.GridPos) -> _PanelBuilder:
 # ---------------------------------------------------------------------------------------
 
 
+def _traces_datasource(traces: Literal["tempo", "jaeger"], url: str) -> dict[str, Any]:
+    """Tempo or Jaeger, each linking a span to its service's logs around the span."""
+    to_logs = {
+        "datasourceUid": LOKI_UID,
+        "spanStartTimeShift": "-5m",
+        "spanEndTimeShift": "5m",
+        "filterByTraceID": True,
+        "filterBySpanID": False,
+        "tags": [{"key": "service.name", "value": LOKI_SERVICE_LABEL}],
+    }
+    if traces == "jaeger":
+        return {
+            "name": "Jaeger",
+            "type": "jaeger",
+            "uid": JAEGER_UID,
+            "access": "proxy",
+            "url": url,
+            "editable": False,
+            "jsonData": {"tracesToLogsV2": to_logs, "nodeGraph": {"enabled": True}},
+        }
+    return {
+        "name": "Tempo",
+        "type": "tempo",
+        "uid": TEMPO_UID,
+        "access": "proxy",
+        "url": url,
+        "editable": False,
+        "jsonData": {
+            "tracesToLogsV2": to_logs,
+            "serviceMap": {"datasourceUid": PROMETHEUS_UID},
+            "nodeGraph": {"enabled": True},
+            "search": {"hide": False},
+        },
+    }
+
+
 def render_provisioning(
     *,
     prometheus_url: str,
@@ -307,12 +345,17 @@ def render_provisioning(
     tempo_url: str,
     dashboards_path: str,
     scrape_interval: str = "15s",
+    traces: Literal["tempo", "jaeger"] = "tempo",
+    jaeger_url: str = "http://jaeger:16686",
 ) -> dict[str, str]:
     """The datasource and dashboard-provider provisioning files, relative path → YAML.
 
     ``dashboards_path`` is where the dashboard JSON files are mounted in the container;
     ``scrape_interval`` must be Prometheus' own, as ``$__rate_interval`` is derived from it.
+    ``traces`` picks the trace store (Tempo at ``tempo_url`` or Jaeger at ``jaeger_url``)
+    that exemplars and log lines link to.
     """
+    traces_uid = JAEGER_UID if traces == "jaeger" else TEMPO_UID
     datasources = {
         "apiVersion": 1,
         "prune": True,
@@ -329,7 +372,7 @@ def render_provisioning(
                     "httpMethod": "POST",
                     "timeInterval": scrape_interval,
                     "exemplarTraceIdDestinations": [
-                        {"name": "trace_id", "datasourceUid": TEMPO_UID},
+                        {"name": "trace_id", "datasourceUid": traces_uid},
                     ],
                 },
             },
@@ -348,33 +391,13 @@ def render_provisioning(
                             "matcherRegex": r'"trace_id":\s*"([0-9a-f]{32})"',
                             # "$$" escapes provisioning's environment-variable expansion.
                             "url": "$${__value.raw}",
-                            "datasourceUid": TEMPO_UID,
+                            "datasourceUid": traces_uid,
                             "urlDisplayLabel": "View trace",
                         },
                     ],
                 },
             },
-            {
-                "name": "Tempo",
-                "type": "tempo",
-                "uid": TEMPO_UID,
-                "access": "proxy",
-                "url": tempo_url,
-                "editable": False,
-                "jsonData": {
-                    "tracesToLogsV2": {
-                        "datasourceUid": LOKI_UID,
-                        "spanStartTimeShift": "-5m",
-                        "spanEndTimeShift": "5m",
-                        "filterByTraceID": True,
-                        "filterBySpanID": False,
-                        "tags": [{"key": "service.name", "value": LOKI_SERVICE_LABEL}],
-                    },
-                    "serviceMap": {"datasourceUid": PROMETHEUS_UID},
-                    "nodeGraph": {"enabled": True},
-                    "search": {"hide": False},
-                },
-            },
+            _traces_datasource(traces, jaeger_url if traces == "jaeger" else tempo_url),
         ],
     }
     providers = {
@@ -407,6 +430,8 @@ def render_grafana(
     tempo_url: str = "http://tempo:3200",
     dashboards_path: str = "/var/lib/grafana/dashboards/glassbox",
     scrape_interval: str = "15s",
+    traces: Literal["tempo", "jaeger"] = "tempo",
+    jaeger_url: str = "http://jaeger:16686",
 ) -> dict[str, str]:
     """Every Grafana file, path → text: provisioning plus ``grafana/dashboards/<uid>.json``.
 
@@ -418,6 +443,8 @@ def render_grafana(
         tempo_url=tempo_url,
         dashboards_path=dashboards_path,
         scrape_interval=scrape_interval,
+        traces=traces,
+        jaeger_url=jaeger_url,
     )
     for dashboard in dashboards:
         path = f"{DASHBOARDS_DIR}/{dashboard.uid}.json"
@@ -431,7 +458,7 @@ def render_grafana(
 # Lint
 # ---------------------------------------------------------------------------------------
 
-_PROVISIONED_UIDS = (PROMETHEUS_UID, LOKI_UID, TEMPO_UID)
+_PROVISIONED_UIDS = (PROMETHEUS_UID, LOKI_UID, TEMPO_UID, JAEGER_UID)
 #: Pseudo-datasources every Grafana has.
 _BUILTIN_UIDS = frozenset({"-- Grafana --", "grafana", "-- Mixed --", "-- Dashboard --"})
 _UNIT_KINDS = frozenset({"timeseries", "stat", "gauge", "bargauge"})

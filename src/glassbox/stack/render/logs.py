@@ -1,4 +1,4 @@
-"""Logs and traces: Loki, Grafana Alloy and Tempo configuration.
+"""Logs and traces: Loki, Grafana Alloy and Tempo or Jaeger configuration.
 
 Alloy (Promtail's successor; Promtail is end-of-life) collects the logs of every Docker
 container on the host and the files under ``/var/log/glassbox``, parses the JSON lines
@@ -6,12 +6,14 @@ glassbox services write and pushes them to Loki with three low-cardinality label
 (``service``, ``level``, ``env``); ``trace_id``, ``span_id`` and ``request_id`` become
 structured metadata, so a log line links to its trace without a stream per request.
 Alloy is also the OTLP gateway: services send traces to it (4317 gRPC, 4318 HTTP) and it
-forwards them to Tempo.
+forwards them to the trace store, Tempo or (``[tracing] backend = "jaeger"``) Jaeger.
 
 Config keys were checked against the sources of the pinned releases: Loki v3.4.2
 (``docs/sources/shared/configuration.md``, ``pkg/compactor``), Alloy v1.7.5 (component
-argument structs) and Tempo v2.7.2 (``cmd/tempo/app/config.go``, ``tempodb/config.go``;
-Tempo and Loki reject unknown keys).
+argument structs), Tempo v2.7.2 (``cmd/tempo/app/config.go``, ``tempodb/config.go``;
+Tempo and Loki reject unknown keys) and Jaeger v2.19.0, an OpenTelemetry Collector
+build (``cmd/jaeger/config-badger.yaml``, ``internal/storage/v1/badger/config.go``,
+``cmd/jaeger/internal/extension/jaegerquery``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ __all__ = [
     "ALLOY_HTTP_PORT",
     "ALLOY_IMAGE",
     "GLASSBOX_LOG_DIR",
+    "JAEGER_DATA_DIR",
+    "JAEGER_IMAGE",
+    "JAEGER_UI_PORT",
     "LOKI_IMAGE",
     "LOKI_PORT",
     "OTLP_GRPC_PORT",
@@ -37,17 +42,24 @@ __all__ = [
     "go_duration",
     "loki_retention",
     "render_logs",
+    "trace_retention",
 ]
 
 LOKI_IMAGE: Final = "grafana/loki:3.4.2"
 ALLOY_IMAGE: Final = "grafana/alloy:v1.7.5"
 TEMPO_IMAGE: Final = "grafana/tempo:2.7.2"
+#: Jaeger v2: one binary built on the OpenTelemetry Collector, OTLP-native.
+JAEGER_IMAGE: Final = "jaegertracing/jaeger:2.19.0"
 
 LOKI_PORT: Final = 3100
 TEMPO_PORT: Final = 3200
 ALLOY_HTTP_PORT: Final = 12345
 OTLP_GRPC_PORT: Final = 4317
 OTLP_HTTP_PORT: Final = 4318
+#: Jaeger's UI and query API (Grafana's Jaeger datasource reads it).
+JAEGER_UI_PORT: Final = 16686
+#: The image declares /tmp its volume and runs as UID 10001; Badger keeps its files below.
+JAEGER_DATA_DIR: Final = "/tmp/jaeger"  # noqa: S108 (the image's own data volume)
 
 #: Files glassbox services write JSON lines to, collected besides container logs.
 GLASSBOX_LOG_DIR: Final = "/var/log/glassbox"
@@ -70,12 +82,19 @@ _METADATA_FIELDS: Final = ("trace_id", "span_id", "request_id")
 
 
 def render_logs(config: StackConfig) -> dict[str, str]:
-    """``loki/loki.yml``, ``alloy/config.alloy`` and ``tempo/tempo.yml``."""
-    return {
+    """``loki/loki.yml``, ``alloy/config.alloy`` and the trace store's config.
+
+    The trace store's is ``tempo/tempo.yml``, or ``jaeger/jaeger.yml`` with Jaeger.
+    """
+    files = {
         "loki/loki.yml": _HEADER + _dump(_loki(config)),
         "alloy/config.alloy": _HEADER.replace("#", "//") + _alloy(config),
-        "tempo/tempo.yml": _HEADER + _dump(_tempo(config)),
     }
+    if config.tracing.backend == "jaeger":
+        files["jaeger/jaeger.yml"] = _HEADER + _dump(_jaeger(config))
+    else:
+        files["tempo/tempo.yml"] = _HEADER + _dump(_tempo(config))
+    return files
 
 
 def _dump(data: Mapping[str, Any]) -> str:
@@ -105,9 +124,14 @@ def go_duration(value: str) -> str:
 
 
 def loki_retention(config: StackConfig) -> str:
-    """Loki's retention: Prometheus' (same duration syntax), at least one day."""
-    retention = config.prometheus.retention_time
+    """Loki's retention: ``[logs] retention``, else Prometheus'; at least one day."""
+    retention = config.logs.retention or config.prometheus.retention_time
     return retention if duration_seconds(retention) >= _MIN_LOKI_RETENTION_S else "24h"
+
+
+def trace_retention(config: StackConfig) -> str:
+    """How long traces are kept: ``[tracing] retention``, else Prometheus' retention."""
+    return config.tracing.retention or config.prometheus.retention_time
 
 
 # --------------------------------------------------------------------------- Loki
@@ -183,9 +207,7 @@ def _tempo(config: StackConfig) -> dict[str, Any]:
                 }
             }
         },
-        "compactor": {
-            "compaction": {"block_retention": go_duration(config.prometheus.retention_time)}
-        },
+        "compactor": {"compaction": {"block_retention": go_duration(trace_retention(config))}},
         "storage": {
             "trace": {
                 "backend": "local",
@@ -194,6 +216,61 @@ def _tempo(config: StackConfig) -> dict[str, Any]:
             }
         },
         "usage_report": {"reporting_enabled": False},
+    }
+
+
+# --------------------------------------------------------------------------- Jaeger
+
+
+def _jaeger(config: StackConfig) -> dict[str, Any]:
+    # Badger on the data volume: spans outlive a restart and expire after the retention.
+    # Receivers and the UI listen on every interface inside the container (the
+    # collector's receivers default to localhost); compose publishes the UI on loopback.
+    store = "glassbox"
+    return {
+        "service": {
+            "extensions": ["jaeger_storage", "jaeger_query"],
+            "pipelines": {
+                "traces": {
+                    "receivers": ["otlp"],
+                    "processors": ["batch"],
+                    "exporters": ["jaeger_storage_exporter"],
+                }
+            },
+            "telemetry": {"logs": {"level": "info"}},
+        },
+        "extensions": {
+            "jaeger_storage": {
+                "backends": {
+                    store: {
+                        "badger": {
+                            "directories": {
+                                "keys": f"{JAEGER_DATA_DIR}/keys",
+                                "values": f"{JAEGER_DATA_DIR}/values",
+                            },
+                            "ephemeral": False,
+                            "ttl": {"spans": go_duration(trace_retention(config))},
+                        }
+                    }
+                }
+            },
+            "jaeger_query": {
+                "storage": {"traces": store},
+                "http": {"endpoint": f"0.0.0.0:{JAEGER_UI_PORT}"},
+                # Jaeger would otherwise trace its own queries into the store
+                "enable_tracing": False,
+            },
+        },
+        "receivers": {
+            "otlp": {
+                "protocols": {
+                    "grpc": {"endpoint": f"0.0.0.0:{OTLP_GRPC_PORT}"},
+                    "http": {"endpoint": f"0.0.0.0:{OTLP_HTTP_PORT}"},
+                }
+            }
+        },
+        "processors": {"batch": {}},
+        "exporters": {"jaeger_storage_exporter": {"trace_storage": store}},
     }
 
 
@@ -218,6 +295,8 @@ def _alloy(config: StackConfig) -> str:
     metadata = dict.fromkeys(_METADATA_FIELDS, "")
     keep = ", ".join(_q(f) for f in _LABEL_FIELDS)
     file_service = _q(r".*/([^/]+)\.log")
+    traces = config.tracing.backend
+    store = "Jaeger" if traces == "jaeger" else "Tempo"
     return f"""
 logging {{
   level  = "info"
@@ -311,7 +390,7 @@ loki.write "loki" {{
   }}
 }}
 
-// ---- Traces: Alloy is the OTLP gateway; services send OTLP here, Tempo stores it ----
+// ---- Traces: Alloy is the OTLP gateway; services send OTLP here, {store} stores it ----
 otelcol.receiver.otlp "default" {{
   grpc {{
     endpoint = {_q(f"0.0.0.0:{OTLP_GRPC_PORT}")}
@@ -328,13 +407,13 @@ otelcol.receiver.otlp "default" {{
 
 otelcol.processor.batch "default" {{
   output {{
-    traces = [otelcol.exporter.otlphttp.tempo.input]
+    traces = [otelcol.exporter.otlphttp.{traces}.input]
   }}
 }}
 
-otelcol.exporter.otlphttp "tempo" {{
+otelcol.exporter.otlphttp "{traces}" {{
   client {{
-    endpoint = {_q(f"http://tempo:{OTLP_HTTP_PORT}")}
+    endpoint = {_q(f"http://{traces}:{OTLP_HTTP_PORT}")}
   }}
 }}
 """.lstrip("\n")
