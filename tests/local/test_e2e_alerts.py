@@ -189,3 +189,59 @@ def test_notification_arrives_after_alertmanager_was_stopped(stack: LocalStack) 
         30,
         "the notification after Alertmanager came back",
     )
+
+
+CUSTOM_MESSAGES = """\
+[prometheus]
+scrape_interval = "1s"
+evaluation_interval = "1s"
+
+[[services]]
+name = "shop"
+targets = ["127.0.0.1:9"]
+
+[[receivers]]
+name = "team-slack"
+kind = "slack"
+api_url = { env = "UNSET_IN_TESTS_SLACK" }
+
+[receivers.message]
+title = "Shop needs you"
+text = "{{ range .Alerts }}{{ .Annotations.summary }}{{ end }}"
+
+[[receivers]]
+name = "team-email"
+kind = "email"
+to = "team@example.com"
+from = "am@example.com"
+smarthost = "smtp.example.com:587"
+
+[receivers.message]
+subject = "Shop needs you"
+
+[routing]
+default_receiver = "team-email"
+group_wait = "1s"
+group_interval = "1s"
+
+[[routing.routes]]
+severity = "warning"
+receivers = ["team-slack", "team-email"]
+"""
+
+
+def test_the_inbox_knows_the_alerts_whatever_the_message_templates_say(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "glassbox.toml"
+    config.write_text(CUSTOM_MESSAGES)
+    with LocalStack(config, ports=LocalPorts(0, 0, 0, 0, 0)) as s:
+        post(s, alert("ProbeWarning", "warning"))
+        wait_for(
+            lambda: receivers_of(s, "ProbeWarning") == {"team-slack", "team-email"},
+            30,
+            "the warning at Slack and email",
+        )
+        for delivery in s.inbox.deliveries():
+            assert delivery.title == "Shop needs you"
+            assert (delivery.status, delivery.severity) == ("firing", "warning")

@@ -117,6 +117,10 @@ KINDS: tuple[Kind, ...] = get_args(Kind)
 MAX_BODY_BYTES = 1024 * 1024
 #: Email header naming the Alertmanager receiver (set by glassbox's inbox rendering).
 RECEIVER_HEADER = "X-Glassbox-Receiver"
+#: glassbox's inbox receivers name the alerts of a notification here (Slack:
+#: ``callback_id``): ``glassbox-alerts severity=<severity> <alertname> ...``.
+ALERTS_HEADER = "X-Glassbox-Alerts"
+ALERTS_MARKER = "glassbox-alerts"
 #: Rows kept in the store; older deliveries are deleted.
 DEFAULT_KEEP = 10_000
 
@@ -264,6 +268,23 @@ def _summarize_webhook(body: dict[str, Any]) -> _Summary:
     return _Summary(status, names, severity or None, title)
 
 
+def _from_marker(value: str, status: Status) -> _Summary | None:
+    """The summary glassbox's marker gives: ``glassbox-alerts status=s severity=s A B``."""
+    words = value.split()
+    if (
+        len(words) < 3
+        or words[0] != ALERTS_MARKER
+        or not words[1].startswith("status=")
+        or not words[2].startswith("severity=")
+    ):
+        return None
+    marked = words[1].removeprefix("status=")
+    if marked in ("firing", "resolved"):
+        status = marked  # type: ignore[assignment]
+    names = tuple(dict.fromkeys(words[3:]))
+    return _Summary(status, names, words[2].removeprefix("severity=") or None, "")
+
+
 def _summarize_slack(body: dict[str, Any]) -> _Summary:
     attachments = [_dict(a) for a in body.get("attachments") or [] if isinstance(a, dict)]
     first = attachments[0] if attachments else {}
@@ -273,6 +294,9 @@ def _summarize_slack(body: dict[str, Any]) -> _Summary:
     if status == "unknown":
         color = _str(first.get("color"))
         status = {"danger": "firing", "good": "resolved"}.get(color, "unknown")  # type: ignore[assignment]
+    marked = _from_marker(_str(first.get("callback_id")), status)
+    if marked is not None:  # glassbox's own receivers say which alerts, whatever the title
+        return _Summary(marked.status, marked.alertnames, marked.severity, title.strip())
     text_names, severity = _from_text(text)
     return _Summary(status, _names(title_names, text_names), severity, title.strip())
 
@@ -307,6 +331,11 @@ def _summarize_opsgenie(body: dict[str, Any]) -> _Summary:
 def _summarize_email(fields: dict[str, Any]) -> _Summary:
     subject = _str(fields.get("subject"))
     status, title_names = _from_title(subject)
+    for key, value in fields.get("headers") or []:
+        if str(key).lower() == ALERTS_HEADER.lower():
+            marked = _from_marker(str(value), status)
+            if marked is not None:
+                return _Summary(marked.status, marked.alertnames, marked.severity, subject.strip())
     text_names, severity = _from_text(_str(fields.get("text")))
     return _Summary(status, _names(title_names, text_names), severity, subject.strip())
 

@@ -109,6 +109,12 @@ class InboxTarget:
 
 #: A routing key of the length PagerDuty expects; the inbox accepts any.
 INBOX_ROUTING_KEY = "glassboxinboxglassboxinbox000000"
+#: Which alerts a notification carries, for the inbox (Slack ``callback_id``, an email
+#: header): ``glassbox-alerts status=<status> severity=<severity> <alertname> ...``.
+INBOX_ALERTS_TEMPLATE = (
+    "glassbox-alerts status={{ .Status }} severity={{ .CommonLabels.severity }}"
+    "{{ range .Alerts }} {{ .Labels.alertname }}{{ end }}"
+)
 #: The Opsgenie API key the inbox's receivers send; the inbox accepts any.
 INBOX_OPSGENIE_KEY = "glassbox-inbox"
 
@@ -180,6 +186,9 @@ def _inbox_receiver(receiver: Receiver, inbox: InboxTarget) -> dict[str, Any]:
                 "channel": receiver.channel or "#glassbox",
                 "title": title,
                 "text": text,
+                # Slack shows no callback_id unless the message has buttons: it tells the
+                # inbox which alerts a message is about, whatever the title template says
+                "callback_id": INBOX_ALERTS_TEMPLATE,
             }
         ]
     elif receiver.kind == "pagerduty":
@@ -203,6 +212,7 @@ def _inbox_receiver(receiver: Receiver, inbox: InboxTarget) -> dict[str, Any]:
                 "headers": {
                     "Subject": _call(receiver, "subject"),
                     "X-Glassbox-Receiver": receiver.name,
+                    "X-Glassbox-Alerts": INBOX_ALERTS_TEMPLATE,
                 },
                 "text": _call(receiver, "body"),
                 **_html(receiver),
