@@ -21,10 +21,10 @@ What it exposes (namespace ``kato``): ``kato_requests_total{method,route,status}
 ``kato_predictions_total{processor_id}``, ``kato_patterns_stored{processor_id}``,
 ``kato_stm_size{processor_id}``, ``kato_sessions_active{processor_id}``, and its calls to
 Qdrant in ``kato_client_requests_total{peer,method,status}`` and
-``kato_client_request_duration_seconds{peer}``. A session id is
-never a label: it appears in route templates only. ``/health``, ``/health/ready`` (503
-when MongoDB, Qdrant or Redis fails), ``/health/live`` and ``/health/detailed``; JSON
-logs on stdout with ``trace_id``, ``level`` and ``service``.
+``kato_client_request_duration_seconds{peer}``. A session id is never a label: it appears
+in route templates only. ``/health``, ``/health/ready`` (503 when MongoDB, Qdrant or Redis
+fails), ``/health/live`` and ``/health/detailed``; JSON logs on stdout with ``trace_id``,
+``level`` and ``service``.
 """
 
 from __future__ import annotations
