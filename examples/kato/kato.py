@@ -19,10 +19,12 @@ What it exposes (namespace ``kato``): ``kato_requests_total{method,route,status}
 ``kato_request_duration_seconds``, ``kato_requests_in_progress``, ``kato_exceptions_total``,
 ``service_info``, and ``kato_observations_total{processor_id}``,
 ``kato_predictions_total{processor_id}``, ``kato_patterns_stored{processor_id}``,
-``kato_stm_size{processor_id}``, ``kato_sessions_active{processor_id}``. A session id is
-never a label: it appears in route templates only. ``/health``, ``/health/ready`` (503
-when MongoDB, Qdrant or Redis fails), ``/health/live`` and ``/health/detailed``; JSON
-logs on stdout with ``trace_id``, ``level`` and ``service``.
+``kato_stm_size{processor_id}``, ``kato_sessions_active{processor_id}``, and its calls to
+Qdrant in ``kato_client_requests_total{peer,method,status}`` and
+``kato_client_request_duration_seconds{peer}``. A session id is never a label: it appears
+in route templates only. ``/health``, ``/health/ready`` (503 when MongoDB, Qdrant or Redis
+fails), ``/health/live`` and ``/health/detailed``; JSON logs on stdout with ``trace_id``,
+``level`` and ``service``.
 """
 
 from __future__ import annotations
@@ -100,7 +102,10 @@ def create_app() -> FastAPI:
         os.environ["KATO_MONGO_URL"], serverSelectionTimeoutMS=2000, connectTimeoutMS=2000
     )
     qdrant_url = os.environ["KATO_QDRANT_URL"].rstrip("/")
-    vectors = httpx.AsyncClient(base_url=qdrant_url, timeout=2.0)
+    # kato_client_requests_total{peer="qdrant"} and kato_client_request_duration_seconds
+    vectors = glassbox.instrument_client(
+        httpx.AsyncClient(base_url=qdrant_url, timeout=2.0), peer="qdrant", namespace="kato"
+    )
     cache = aioredis.from_url(
         os.environ["KATO_REDIS_URL"],
         socket_timeout=0.5,

@@ -2,10 +2,10 @@
 node_exporter, the MongoDB and Qdrant stand-ins, and the stack from
 examples/kato/glassbox.toml.
 
-The guide's checks and alerts, proven: the health endpoints, every dashboard query
-answering, the processor_id cap, 5xx and latency alerts, MongoDB and Qdrant outages
-paging, one instance down warning without paging, and all three down paging once with
-the error and latency alerts muted.
+The guide's checks and alerts, proven: the health endpoints, every dashboard query and
+recording rule answering, the processor_id cap and its alert, 5xx and latency alerts,
+MongoDB, Qdrant and Redis outages and a dead exporter paging, one instance down warning
+without paging, and all three down paging once with the error and latency alerts muted.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from glassbox.stack.render.grafana import dashboard_queries
 from tests.conftest import free_port, wait_for
 from tests.examples.harness import ExampleRun, needs_exporters, rehearse, running
 from tests.local.conftest import needs_stack
@@ -37,6 +38,7 @@ class Kato:
     bases: dict[str, str]  # instance name -> base URL
     mongo: MongoStandIn
     qdrant: QdrantStandIn
+    redis: Any  # tests.servers.RedisServer
 
     def target(self, name: str) -> str:
         return self.bases[name].removeprefix("http://")
@@ -59,18 +61,18 @@ def kato(tmp_path: Any, redis_server: Any) -> Iterator[Kato]:
             config = rehearse(
                 "kato",
                 services={"kato": [b.removeprefix("http://") for b in bases.values()]},
-                # mongo-kb is left out: there is no mongodb_exporter here (the stand-in
+                # mongodb is left out: there is no mongodb_exporter here (the stand-in
                 # speaks the wire protocol for the service's ping, not serverStatus), so
                 # its panels and MongodbDown are not generated rather than left empty.
                 dependencies={
-                    "redis-kb": [run.redis_exporter(redis_server.url)],
+                    "redis": [run.redis_exporter(redis_server.url)],
                     "qdrant": [qdrant.url.removeprefix("http://")],  # Qdrant serves /metrics
-                    "host": [run.node_exporter()],
+                    "node": [run.node_exporter()],
                 },
                 output=tmp_path / "monitoring",
             )
             run.start_stack(config)
-            yield Kato(run, bases, mongo, qdrant)
+            yield Kato(run, bases, mongo, qdrant, redis_server)
     finally:
         qdrant.stop()
         mongo.close()
@@ -86,6 +88,14 @@ def _muted_by_service_down(run: ExampleRun) -> set[str]:
         for a in kato
         if a["status"]["state"] == "suppressed" and down & set(a["status"]["inhibitedBy"])
     }
+
+
+def _panel(run: ExampleRun, title: str) -> str:
+    """The query of the processor_id="alpha" line of a panel of kato's business dashboard."""
+    assert run.live.config is not None
+    board = run.live.output_dir(run.live.config) / "grafana/dashboards/glassbox-kato-business.json"
+    (expr,) = [e for t, e in dashboard_queries(board.read_text()) if t == title]
+    return expr.replace('instance=~"$instance"', 'processor_id="alpha"')
 
 
 def _readiness_fails(client: httpx.Client) -> Callable[[], bool]:
@@ -138,6 +148,15 @@ def test_kato_health_dashboards_cap_and_alerts(kato: Kato) -> None:
         raise AssertionError("\n".join(run.empty_panels())) from None
     assert all(t.sent > 0 for t in traffic)
     one.delete("/admin/faults")
+    # the guide's observation and prediction rates, recorded per processor
+    for recorded in ("processor:kato_observations:rate5m", "processor:kato_predictions:rate5m"):
+        assert run.query(f'{recorded}{{service="kato", processor_id="alpha"}} > 0'), recorded
+    # every instance reports the one count Qdrant holds: the panel shows it per instance,
+    # never the sum of the three
+    shown = [float(s["value"][1]) for s in run.query(_panel(run, "Patterns stored in LTM"))]
+    count = one.get("/processors/alpha/patterns").json()["count"]
+    assert len(shown) == 3, shown
+    assert 0 < max(shown) <= count, (shown, count)
 
     # 150 processors on kato-1: the series stop at the cap (100 + __overflow__) and the
     # overflow counter rises
@@ -163,6 +182,12 @@ def test_kato_health_dashboards_cap_and_alerts(kato: Kato) -> None:
         one.post(f"/sessions/{session_id}/observe", json={"strings": ["y"]})
     wait_for(lambda: value(OVERFLOW) > before, 30, "the overflow to rise")
     assert value(series) == 101
+    # BusinessLabelOverflow matches at once; its 15m hold is fixed, so it stays pending here
+    folding = (
+        'ALERTS{alertname="BusinessLabelOverflow", alertstate="pending", service="kato",'
+        ' metric="kato_observations_total", label="processor_id"}'
+    )
+    wait_for(lambda: bool(run.query(folding)), 30, "BusinessLabelOverflow to match")
 
     # at once: half of kato-1's observations fail, its predictions take 1.5 s, and kato-2
     # stops (a warning to Slack, not a page)
@@ -181,15 +206,22 @@ def test_kato_health_dashboards_cap_and_alerts(kato: Kato) -> None:
     burn = 'ALERTS{alertname="SLOErrorBudgetBurnFast", slo="availability"}'
     wait_for(lambda: bool(run.query(burn)), 30, "the fast burn to match")
 
-    # MongoDB and Qdrant go away: readiness fails (liveness does not), both page
+    # MongoDB, Qdrant and Redis go away and node_exporter dies: readiness fails (liveness
+    # does not); the service's checks, Qdrant's and Redis' own alerts and the dead
+    # exporter each page
     kato.mongo.stop()
     kato.qdrant.stop()
+    kato.redis.stop()
+    run.stop("node-exporter")
     for name in ("kato-1", "kato-3"):
         wait_for(_readiness_fails(clients[name]), 10, f"{name} readiness to fail")
         assert clients[name].get("/health/live").status_code == 200
     assert one.get("/health").status_code == 503
-    run.wait_notified("DependencyUnhealthy", {"pagerduty"}, service="kato", check="mongodb")
-    run.wait_notified("DependencyUnhealthy", {"pagerduty"}, service="kato", check="qdrant")
+    for check in ("mongodb", "qdrant", "redis"):
+        run.wait_notified("DependencyUnhealthy", {"pagerduty"}, service="kato", check=check)
+    run.wait_notified("QdrantDown", {"pagerduty"}, dependency="qdrant")
+    run.wait_notified("RedisDown", {"pagerduty"}, dependency="redis")
+    run.wait_notified("DependencyTargetDown", {"pagerduty"}, dependency="node")
 
     # every instance stops: one page, ServiceDown; the error, latency and instance alerts
     # still firing in Prometheus are muted in Alertmanager while it lasts
