@@ -151,12 +151,14 @@ def test_kato_health_dashboards_cap_and_alerts(kato: Kato) -> None:
     # the guide's observation and prediction rates, recorded per processor
     for recorded in ("processor:kato_observations:rate5m", "processor:kato_predictions:rate5m"):
         assert run.query(f'{recorded}{{service="kato", processor_id="alpha"}} > 0'), recorded
-    # every instance reports the one count Qdrant holds: the panel shows it per instance,
-    # never the sum of the three
-    shown = [float(s["value"][1]) for s in run.query(_panel(run, "Patterns stored in LTM"))]
+    # every instance reports the one count Qdrant holds: the panel shows that count once
+    # per processor (aggregate = "max"), never the sum of the three instances
+    panel = _panel(run, "Patterns stored in LTM")
+    assert panel.startswith("max by (processor_id)"), panel
     count = one.get("/processors/alpha/patterns").json()["count"]
-    assert len(shown) == 3, shown
-    assert 0 < max(shown) <= count, (shown, count)
+    shown = [float(s["value"][1]) for s in run.query(panel)]
+    assert len(shown) == 1, shown
+    assert 0 < shown[0] <= count, (shown, count)
 
     # 150 processors on kato-1: the series stop at the cap (100 + __overflow__) and the
     # overflow counter rises

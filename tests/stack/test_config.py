@@ -464,3 +464,30 @@ def test_a_label_the_alerts_set_is_refused_even_if_not_listed_as_reserved(
         "dependencies[0].labels: 'instance' is a label glassbox's alerts set themselves"
         in error_of(data)
     )
+
+
+def test_a_business_gauge_can_take_the_max_over_instances() -> None:
+    from glassbox.stack.components import collect
+
+    data = starter()
+    service = data["services"][0]
+    service["business_metrics"] = [
+        {"name": "patterns_stored", "kind": "gauge", "by": ["processor_id"], "aggregate": "max"},
+        {"name": "sessions_active", "kind": "gauge"},
+    ]
+    config = parse_config(data)
+    queries = [
+        q.expr
+        for bundle in collect(config)
+        for board in bundle.dashboards
+        if board.uid.endswith("-business")
+        for row in board.rows
+        for panel in row.panels
+        for q in panel.queries
+    ]
+    assert any(q.startswith("max by (processor_id) (patterns_stored{") for q in queries), queries
+    assert any(q.startswith("sum (sessions_active{") for q in queries), queries
+    service["business_metrics"] = [{"name": "jobs_total", "kind": "counter", "aggregate": "max"}]
+    error = error_of(data)
+    assert "services[0].business_metrics[0]" in error
+    assert "only a gauge" in error

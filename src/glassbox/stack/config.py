@@ -303,6 +303,11 @@ class BusinessMetric(_Model):
     title: str | None = None
     unit: str = "short"
     by: tuple[str, ...] = ()
+    aggregate: Literal["sum", "max", "min", "avg"] = Field(
+        default="sum",
+        description="how a gauge combines across instances: sum (per-instance parts of a"
+        " whole) or max/min/avg (every instance reads the same shared value)",
+    )
 
     @field_validator("name")
     @classmethod
@@ -311,6 +316,15 @@ class BusinessMetric(_Model):
             return check_metric_name(value)
         except ConfigurationError as exc:
             raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _aggregate_gauges_only(self) -> Self:
+        if self.aggregate != "sum" and self.kind != "gauge":
+            raise ValueError(
+                f"aggregate = {self.aggregate!r}: only a gauge can be combined that way;"
+                f" a {self.kind}'s rates are always summed across instances"
+            )
+        return self
 
 
 _LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")

@@ -107,6 +107,9 @@ def exporter(dep: Dependency) -> Exporter:
             port,
             connection_env="MONGODB_URI",
             connection_key="uri",
+            # without it the exporter serves only mongodb_up: the connection and
+            # opcounter series (mongodb_ss_*) come from the diagnostic-data collector
+            args=("--collector.diagnosticdata",),
         )
     if dep.kind == "node":
         return Exporter(

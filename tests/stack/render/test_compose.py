@@ -418,6 +418,8 @@ def test_connection_settings_of_redis_and_mongodb(deployed: tuple[str, dict[str,
         "MONGODB_URI": "${MONGODB_URI:?set MONGODB_URI (see glassbox.toml)}"
     }
     assert "ext-exporter" not in services
+    # without the diagnostic-data collector it serves mongodb_up and nothing the rules use
+    assert services["docs-exporter"]["command"] == ["--collector.diagnosticdata"]
 
 
 def test_host_exporters_mount_the_host_read_only(deployed: tuple[str, dict[str, Any]]) -> None:

@@ -616,7 +616,8 @@ def _dashboards(service: Service, n: _Names) -> tuple[Dashboard, ...]:
         panels = []
         for metric in service.business_metrics:
             by = ", ".join(metric.by)
-            group = f"sum by ({by})" if by else "sum"
+            how = metric.aggregate if metric.kind == "gauge" else "sum"
+            group = f"{how} by ({by})" if by else how
             legend = " ".join(f"{{{{{label}}}}}" for label in metric.by) or metric.name
             if metric.kind == "counter":
                 expr = f"{group} (rate({metric.name}{{{sel}}}[{rate}]))"
