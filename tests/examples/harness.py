@@ -4,9 +4,10 @@ local stack (Prometheus, Alertmanager, the inbox) built from the example's own
 
 The config is rehearsed, not rewritten: :func:`rehearse` keeps every alert, route,
 receiver and threshold, points targets at the loopback processes the test started,
-and shortens only time (1 s scrapes and evaluations, 10 s rate windows, 2 s holds,
-defaults included) so a fault fires its alert within seconds. Dependencies the test
-does not run are left out, so nothing fires for a target that was never there.
+and shortens only time (1 s service scrapes and evaluations, 2 s exporter scrapes,
+10 s rate windows, 2 s holds, defaults included) so a fault fires its alert within
+seconds. Dependencies the test does not run are left out, so nothing fires for a target
+that was never there.
 """
 
 from __future__ import annotations
@@ -81,11 +82,14 @@ def rehearse(
     config: dict[str, Any] = tomllib.loads((EXAMPLES / example / "glassbox.toml").read_text())
     config["output"] = str(output)
     prometheus = config.setdefault("prometheus", {})
-    prometheus.update(scrape_interval="1s", evaluation_interval="1s")
+    # exporters every 2 s, services every second: postgres_exporter takes about 1 s to
+    # answer while PostgreSQL is down, and at a 1 s interval (so timeout) the scrape
+    # would fail and pg_up vanish instead of reading 0
+    prometheus.update(scrape_interval="2s", evaluation_interval="1s")
     prometheus.pop("remote_write", None)
     for service in config["services"]:
         service["targets"] = list(services[service["name"]])
-        service.pop("scrape_interval", None)
+        service["scrape_interval"] = "1s"
         alerts = service.setdefault("alerts", {})
         alerts["window"] = WINDOW
         alerts.update(_holds(ServiceAlerts))

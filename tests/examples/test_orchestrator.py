@@ -73,11 +73,6 @@ def orchestrator(
             },
             output=tmp_path / "monitoring",
         )
-        # postgres_exporter 0.11 takes about 1 s to answer while PostgreSQL is down: at a
-        # 1 s scrape interval (and so timeout) the exporter would read as down and pg_up
-        # would vanish. The exporters are scraped every 2 s, the service every second.
-        config["prometheus"]["scrape_interval"] = "2s"
-        config["services"][0]["scrape_interval"] = "1s"
         run.start_stack(config)
         yield run, base
 
