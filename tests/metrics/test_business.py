@@ -158,6 +158,9 @@ def test_histogram_time_as_context_manager_and_decorator(registry: glassbox.Regi
 
     with latency.time("parse") as timer:
         assert isinstance(timer, Timer)
+        assert timer.seconds is None
+    assert timer.seconds is not None
+    assert 0 <= timer.seconds < 5
     with pytest.raises(KeyError), latency.time("parse"):
         raise KeyError("observed all the same")
 

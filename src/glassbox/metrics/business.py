@@ -302,21 +302,25 @@ class Timer:
     decorator it times every call, concurrent ones included.
     """
 
-    __slots__ = ("_observe", "_start")
+    __slots__ = ("_observe", "_start", "seconds")
 
     def __init__(self, observe: Callable[[float], None]) -> None:
         self._observe = observe
         self._start = 0.0
+        #: The duration the last ``with`` block observed (for a log line, say).
+        self.seconds: float | None = None
 
     def _finish(self, seconds: float, failed: bool) -> None:
         self._observe(seconds)
 
     def __enter__(self) -> Self:
+        self.seconds = None
         self._start = time.perf_counter()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
-        self._finish(time.perf_counter() - self._start, exc_type is not None)
+        self.seconds = time.perf_counter() - self._start
+        self._finish(self.seconds, exc_type is not None)
 
     async def __aenter__(self) -> Self:
         return self.__enter__()
