@@ -2,8 +2,8 @@
 node_exporter, and the stack from examples/keiko/glassbox.toml.
 
 The Keiko docs' checks and alerts, proven: the three health endpoints, every dashboard
-query answering, 5xx and latency alerts, failed agent registrations, and datastore and
-exporter outages paging through Slack.
+query answering, and every alert the docs list reaching Slack: 5xx and latency, failed
+agent registrations, PostgreSQL, Redis and exporter outages, the backend stopping.
 """
 
 from __future__ import annotations
@@ -120,3 +120,7 @@ def test_keiko_health_dashboards_and_alerts(
     run.wait_notified("DependencyUnhealthy", SLACK, service=SERVICE, check="redis")
     run.wait_notified("DependencyUnhealthy", SLACK, service=SERVICE, check="postgres")
     run.wait_notified("AgentRegistrationFailures", SLACK, service=SERVICE, severity="warning")
+
+    # the backend itself stops
+    run.stop("keiko")
+    run.wait_notified("ServiceDown", SLACK, service=SERVICE, severity="critical")
