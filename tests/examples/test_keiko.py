@@ -2,7 +2,8 @@
 node_exporter, and the stack from examples/keiko/glassbox.toml.
 
 The Keiko docs' checks and alerts, proven: the three health endpoints, every dashboard
-query answering, 5xx and latency alerts, and a datastore outage paging through Slack.
+query answering, and every alert the docs list reaching Slack: 5xx and latency, failed
+agent registrations, PostgreSQL, Redis and exporter outages, the backend stopping.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from tests.local.conftest import needs_stack
 
 pytestmark = [needs_stack, needs_exporters, pytest.mark.slow]
 
+SERVICE = "keiko-backend"
+SLACK = {"slack"}
+
 
 @pytest.fixture
 def keiko(
@@ -33,7 +37,7 @@ def keiko(
         )
         config = rehearse(
             "keiko",
-            services={"keiko-backend": [base.removeprefix("http://")]},
+            services={SERVICE: [base.removeprefix("http://")]},
             dependencies={
                 "db": [run.postgres_exporter(postgres_server.dsn)],
                 "cache": [run.redis_exporter(redis_server.url)],
@@ -41,6 +45,10 @@ def keiko(
             },
             output=tmp_path / "monitoring",
         )
+        # postgres_exporter waits 1 s after a failed ping before it answers; at a 1 s
+        # interval (and so a 1 s scrape timeout) a stopped server's scrape times out,
+        # pg_up vanishes instead of reading 0, and PostgresDown cannot fire.
+        config["prometheus"]["scrape_interval"] = "2s"
         run.start_stack(config)
         yield run, base
 
@@ -64,7 +72,7 @@ def test_keiko_health_dashboards_and_alerts(
         base,
         [
             ("POST", "/api/agents", {"name": "helper"}),
-            ("POST", "/api/agents", {"name": "Not A Valid Name"}),  # a failed registration
+            ("POST", "/api/agents", {"name": "Not A Valid Name"}),  # refused: 422
             ("GET", "/api/agents", None),
             ("GET", f"/api/agents/{agent_id}", None),
             ("POST", f"/api/agents/{agent_id}/operations/start", None),
@@ -86,18 +94,33 @@ def test_keiko_health_dashboards_and_alerts(
     faults = client.put("/admin/faults", json={"route": "/api/chat", "error_ratio": 1.0})
     assert faults.status_code == 200, faults.text
     client.put("/admin/faults", json={"route": "/api/agents", "latency": 1.5})
-    run.wait_notified("ServiceHighErrorRatio", {"slack"}, service="keiko-backend",
-                      severity="critical")  # fmt: skip
-    run.wait_notified("ServiceLatencyP95High", {"slack"}, service="keiko-backend",
-                      severity="warning")  # fmt: skip
+    run.wait_notified("ServiceHighErrorRatio", SLACK, service=SERVICE, severity="critical")
+    run.wait_notified("ServiceLatencyP95High", SLACK, service=SERVICE, severity="warning")
     client.delete("/admin/faults")
+    # half the registration attempts so far had a refused name: the caller's error, so
+    # not a failed registration, and the custom alert has stayed quiet
+    assert run.query(f'api_errors_total{{service="{SERVICE}",error_type="validation"}} > 10')
+    assert not run.query('ALERTS{alertname="AgentRegistrationFailures"}')
 
-    # Redis and PostgreSQL go away: readiness fails, liveness does not, both page
+    # Redis and PostgreSQL go away and node_exporter stops: readiness fails, liveness
+    # does not, registrations fail, and each outage pages
     redis_server.kill()
     postgres_server.stop()
+    run.stop("node-exporter")
+    run.drive(base, [("POST", "/api/agents", {"name": "worker"})], rate=10)
     assert client.get("/health/live").status_code == 200
     wait_for(lambda: client.get("/health/ready").status_code == 503, 10, "readiness to fail")
-    run.wait_notified("RedisDown", {"slack"}, dependency="cache")
-    run.wait_notified("PostgresDown", {"slack"}, dependency="db")
-    run.wait_notified("DependencyUnhealthy", {"slack"}, service="keiko-backend", check="redis")
-    run.wait_notified("DependencyUnhealthy", {"slack"}, service="keiko-backend", check="postgres")
+    run.wait_notified("RedisDown", SLACK, dependency="cache", severity="critical")
+    try:
+        run.wait_notified("PostgresDown", SLACK, dependency="db", severity="critical")
+    except AssertionError as exc:
+        seen = {m: run.query(f'{m}{{dependency="db"}}') for m in ("pg_up", "up")}
+        raise AssertionError(f"{exc}\nexporter series: {seen}") from None
+    run.wait_notified("DependencyTargetDown", SLACK, dependency="host", severity="critical")
+    run.wait_notified("DependencyUnhealthy", SLACK, service=SERVICE, check="redis")
+    run.wait_notified("DependencyUnhealthy", SLACK, service=SERVICE, check="postgres")
+    run.wait_notified("AgentRegistrationFailures", SLACK, service=SERVICE, severity="warning")
+
+    # the backend itself stops
+    run.stop("keiko")
+    run.wait_notified("ServiceDown", SLACK, service=SERVICE, severity="critical")
