@@ -45,10 +45,6 @@ def keiko(
             },
             output=tmp_path / "monitoring",
         )
-        # postgres_exporter waits 1 s after a failed ping before it answers; at a 1 s
-        # interval (and so a 1 s scrape timeout) a stopped server's scrape times out,
-        # pg_up vanishes instead of reading 0, and PostgresDown cannot fire.
-        config["prometheus"]["scrape_interval"] = "2s"
         run.start_stack(config)
         yield run, base
 
