@@ -7,28 +7,24 @@ Run (after ``./scripts/setup.sh``)::
     .venv/bin/uvicorn --factory --app-dir examples/kalki kalki:create_app \\
         --host 127.0.0.1 --port 8000
 
-Environment:
-
-``KALKI_DATABASE_URL``  PostgreSQL: documents (critical for readiness)
-``KALKI_LLM_URL``       an OpenAI-style chat-completions API; its ``/health`` is a
-                        non-critical check, so an LLM outage degrades Kalki (``warn``, 200)
-                        instead of taking it out of the load balancer
-``KALKI_REDIS_URL``     optional answer cache (non-critical)
-``KALKI_QDRANT_URL``    optional vector database (critical when set)
-``KALKI_DATA_DIR``      its disk space and write permission are checked (default ``/``)
-``GLASSBOX_TRACE_SAMPLE_RATIO`` defaults to 0.1 here: 10 % of traces, parent-based
-``GLASSBOX_EXAMPLE_FAULTS=1`` adds ``/admin/faults`` for the end-to-end test
+``KALKI_DATABASE_URL``: PostgreSQL, the documents (critical). ``KALKI_LLM_URL``: an
+OpenAI-style chat-completions API; its ``/health`` is a non-critical check, so an LLM
+outage degrades Kalki (``warn``, 200) instead of unreadying it. Optional: ``KALKI_REDIS_URL``
+(answer cache, non-critical), ``KALKI_QDRANT_URL`` (vector database, critical),
+``KALKI_DATA_DIR`` (its disk space and write permission are checked; default ``/``).
+``GLASSBOX_TRACE_SAMPLE_RATIO`` defaults to 0.1 here (10 % of traces, parent-based);
+``GLASSBOX_EXAMPLE_FAULTS=1`` adds ``/admin/faults`` for the end-to-end test.
 
 Metrics (``kalki`` namespace): ``kalki_requests_total{method,route,status}``,
 ``kalki_request_duration_seconds``, ``kalki_requests_in_progress``; business:
 ``kalki_queries_processed_total``, ``kalki_documents_ingested_total``,
-``kalki_sessions_active``, ``kalki_errors_total{error_type}`` (``llm``, ``db``: Kalki's own
-failures, not the caller's 404 or 422), ``kalki_llm_errors_total``,
-``kalki_db_errors_total``, ``kalki_llm_tokens_total{kind}``,
-``kalki_db_query_duration_seconds{operation}``; the LLM API's calls, from
-``glassbox.instrument_client``: ``kalki_client_requests_total{peer,method,status}`` and
-``kalki_client_request_duration_seconds{peer}``. JSON logs on stdout; a query slower than
-2 s logs ``slow_query``.
+``kalki_sessions_active``, ``kalki_session_duration_seconds``,
+``kalki_errors_total{error_type}`` (``llm``, ``db``: Kalki's own failures, not the caller's
+404 or 422), ``kalki_llm_errors_total``, ``kalki_db_errors_total``,
+``kalki_llm_tokens_total{kind}``, ``kalki_db_query_duration_seconds{operation}``; the LLM
+API's calls (``glassbox.instrument_client``): ``kalki_client_requests_total{peer,method,
+status}``, ``kalki_client_request_duration_seconds{peer}``. JSON logs on stdout; a query
+slower than 2 s logs ``slow_query``.
 """
 
 from __future__ import annotations
@@ -60,6 +56,10 @@ documents = metrics.counter("documents_ingested", "Documents ingested.", namespa
 sessions_active = metrics.gauge(
     "sessions_active", "Active user sessions.", namespace="kalki", mode="sum"
 )
+session_duration = metrics.histogram(
+    "session_duration_seconds", "Length of closed sessions.", namespace="kalki",
+    buckets=(60, 300, 900, 1800, 3600, 7200, 14400),
+)  # fmt: skip
 errors = metrics.counter(
     "errors", "Kalki's own errors by type.", ["error_type"], namespace="kalki", label_cap=20
 )
@@ -79,7 +79,6 @@ log = get_logger("kalki")
 
 class Query(BaseModel):
     question: str
-    session_id: str | None = None
 
 
 class Document(BaseModel):
@@ -105,7 +104,7 @@ def create_app() -> FastAPI:
         namespace="kalki",
     )
     faults = Faults()
-    sessions: set[str] = set()
+    sessions: dict[str, float] = {}  # id -> opened at (monotonic seconds)
 
     async def complete(prompt: str) -> str:
         response = await llm.post(
@@ -209,7 +208,7 @@ def create_app() -> FastAPI:
     @api.post("/sessions", status_code=201)
     async def open_session() -> dict[str, str]:
         session_id = uuid.uuid4().hex  # never a label: it only appears inside the route
-        sessions.add(session_id)
+        sessions[session_id] = time.monotonic()
         sessions_active.set(len(sessions))
         return {"id": session_id}
 
@@ -221,7 +220,9 @@ def create_app() -> FastAPI:
 
     @api.delete("/sessions/{session_id}", status_code=204)
     async def close_session(session_id: str) -> None:
-        sessions.discard(session_id)
+        opened = sessions.pop(session_id, None)
+        if opened is not None:
+            session_duration.observe(time.monotonic() - opened)
         sessions_active.set(len(sessions))
 
     app.include_router(api)
@@ -230,14 +231,13 @@ def create_app() -> FastAPI:
         app.include_router(faults.router())
         exclude.append(ADMIN_PATH)
 
-    def data_dir_writable() -> bool:
-        return os.access(data_dir, os.W_OK)
-
     health: list[checks.Check] = [
         checks.Postgres(pool),
         checks.Http(f"{llm_url}/health", name="llm-api", critical=False),
         checks.Disk(data_dir, warn=0.85, fail=0.95, critical=False),
-        checks.FunctionCheck(data_dir_writable, name="data-dir-writable", critical=False),
+        checks.FunctionCheck(
+            lambda: os.access(data_dir, os.W_OK), name="data-dir-writable", critical=False
+        ),
     ]
     if qdrant_url:
         health.append(checks.Qdrant(qdrant_url, name="vector-db"))

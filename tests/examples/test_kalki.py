@@ -136,6 +136,8 @@ def test_kalki_degraded_state_custom_alerts_escalation_and_outages(
     doc = client.post("/api/v1/documents", json={"title": "guide", "text": "kalki monitoring"})
     assert doc.status_code == 201, doc.text
     session = client.post("/api/v1/sessions").json()["id"]
+    closed = client.post("/api/v1/sessions").json()["id"]
+    assert client.delete(f"/api/v1/sessions/{closed}").status_code == 204
     answer = client.post("/api/v1/query", json=QUESTION)
     assert answer.status_code == 200, answer.text
     assert answer.json()["sources"] == ["guide"]
