@@ -2,13 +2,14 @@
 
 No model API can run here; this one answers the chat-completions request and response
 shape (``choices[0].message.content``, ``usage``) on 127.0.0.1, and the test can make
-its health endpoint or its completions fail.
+its health endpoint or its completions fail, or some completions slow.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -17,6 +18,8 @@ class LlmStandIn:
     def __init__(self) -> None:
         self.health_status = 200
         self.completion_status = 200
+        #: prompts containing a key are answered after that many seconds
+        self.slow: dict[str, float] = {}
         self.calls = 0
         stand_in = self
 
@@ -50,6 +53,8 @@ class LlmStandIn:
                     self._send(stand_in.completion_status, {"error": {"message": "overloaded"}})
                     return
                 prompt = request["messages"][-1]["content"]
+                delay = max((s for key, s in stand_in.slow.items() if key in prompt), default=0)
+                time.sleep(delay)
                 self._send(
                     200,
                     {
