@@ -78,10 +78,6 @@ def kalki(tmp_path: Path, redis_server: Any, postgres_server: Any) -> Iterator[K
                 },
                 output=tmp_path / "monitoring",
             )
-            # postgres_exporter 0.11 takes about 1.05 s to answer while PostgreSQL is
-            # down; at rehearse()'s 1 s interval (and so 1 s scrape timeout) that scrape
-            # times out and DependencyTargetDown fires in place of PostgresDown
-            config["prometheus"]["scrape_interval"] = "2s"
             run.start_stack(config)
             yield Kalki(run, base, llm, qdrant)
     finally:
