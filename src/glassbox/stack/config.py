@@ -291,7 +291,12 @@ class ServiceAlerts(_Model):
         LatencyAlert(quantile=0.99, threshold=2.0, severity="critical"),
     )
     saturation_in_progress: int = Field(default=100, gt=0)
-    memory_limit_bytes: int | None = Field(default=None, gt=0)
+    memory_limit_bytes: int | None = Field(
+        default=None,
+        gt=0,
+        description="a fixed memory limit; by default the container limit the SDK exports"
+        " (process_memory_limit_bytes)",
+    )
     memory_ratio: float = Field(default=0.9, gt=0, lt=1)
 
 

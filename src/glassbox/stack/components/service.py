@@ -10,7 +10,12 @@ every ``le`` value is spelled exactly as the SDK exposes it.
 
 from __future__ import annotations
 
-from glassbox.metrics.catalogue import SERVICE_INFO, le_label
+from glassbox.metrics.catalogue import (
+    PROCESS_MEMORY_LIMIT,
+    PROCESS_METRICS,
+    SERVICE_INFO,
+    le_label,
+)
 from glassbox.metrics.registry import OVERFLOW_METRIC
 from glassbox.stack.components._cases import case, const, counter, expect, samples
 from glassbox.stack.components.service_rules import custom_rules, overflow_alert, overflow_panel
@@ -372,36 +377,55 @@ def _alerts(config: StackConfig, service: Service, n: _Names, custom: list[Alert
             expr_labels=("service",),
         )
     )
+    rss = PROCESS_METRICS[0].name
+    limit_metric = PROCESS_MEMORY_LIMIT.name
+    at_limit = 2**30
     if a.memory_limit_bytes is not None:
-        limit = a.memory_limit_bytes
-        rss = "process_resident_memory_bytes"
-        alerts.append(
-            Alert(
-                "ServiceMemoryNearLimit",
-                f"max by (service, instance) ({rss}{{{n.sel}}}) / {limit} > {a.memory_ratio}",
-                a.memory_for,
-                "warning",
-                "An instance of the service is close to its memory limit",
-                "{{ $labels.instance }} of {{ $labels.service }} uses"
-                " {{ $value | humanizePercentage }} of its memory limit.",
-                cases=(
-                    case(
-                        "at the limit",
-                        [const(rss, limit, t.length(a.memory_for), **up_lab)],
-                        t.at(a.memory_for),
-                        expect(1.0, service=s, instance="127.0.0.1:8000"),
-                        step=step,
-                    ),
-                    case(
-                        "well below",
-                        [const(rss, limit / 4, t.length(a.memory_for), **up_lab)],
-                        t.at(a.memory_for),
-                        step=step,
-                    ),
-                ),
-                expr_labels=("service", "instance"),
+        limit_expr = str(a.memory_limit_bytes)
+        limit_series: list[Series] = []
+        at_limit = a.memory_limit_bytes
+    else:
+        # the container's own limit, which the SDK exports where one is set: no limit,
+        # no series, no alert
+        limit_expr = f"max by (service, instance) ({limit_metric}{{{n.sel}}})"
+        limit_series = [const(limit_metric, at_limit, t.length(a.memory_for), **up_lab)]
+    memory_cases = [
+        case(
+            "at the limit",
+            [const(rss, at_limit, t.length(a.memory_for), **up_lab), *limit_series],
+            t.at(a.memory_for),
+            expect(1.0, service=s, instance="127.0.0.1:8000"),
+            step=step,
+        ),
+        case(
+            "well below",
+            [const(rss, at_limit / 4, t.length(a.memory_for), **up_lab), *limit_series],
+            t.at(a.memory_for),
+            step=step,
+        ),
+    ]
+    if a.memory_limit_bytes is None:
+        memory_cases.append(
+            case(
+                "no limit set",
+                [const(rss, at_limit * 4, t.length(a.memory_for), **up_lab)],
+                t.at(a.memory_for),
+                step=step,
             )
         )
+    alerts.append(
+        Alert(
+            "ServiceMemoryNearLimit",
+            f"max by (service, instance) ({rss}{{{n.sel}}}) / {limit_expr} > {a.memory_ratio}",
+            a.memory_for,
+            "warning",
+            "An instance of the service is close to its memory limit",
+            "{{ $labels.instance }} of {{ $labels.service }} uses"
+            " {{ $value | humanizePercentage }} of its memory limit.",
+            cases=tuple(memory_cases),
+            expr_labels=("service", "instance"),
+        )
+    )
     status = "health_check_status"
     unhealthy = f'min by (service, check) ({status}{{{n.sel}, critical!="false"}}) == 0'
     degraded = (
@@ -663,8 +687,7 @@ def service_bundle(config: StackConfig, service: Service) -> Bundle:
         {
             "health_check_status": "gauge",
             "health_check_duration_seconds": "histogram",
-            "process_resident_memory_bytes": "gauge",
-            "process_cpu_seconds_total": "counter",
+            **{spec.name: spec.type for spec in (*PROCESS_METRICS, PROCESS_MEMORY_LIMIT)},
             OVERFLOW_METRIC: "counter",
             "up": "gauge",
         }
