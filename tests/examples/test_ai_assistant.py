@@ -267,10 +267,8 @@ def test_ai_assistant_health_dashboards_and_alerts(
     }
     email = next(d for d in run.live.inbox.deliveries("email")
                  if "ToolExecutionFailure" in d.alertnames)  # fmt: skip
-    assert (
-        "Alert: High tool failure rate\nDescription: ai-assistant (tool_name=summarize)"
-        in (email.payload["text"])
-    )
+    mail = str(email.payload["text"])
+    assert "Alert: High tool failure rate\nDescription: ai-assistant (tool_name=summarize)" in mail
 
     # Criticals at once: every 3rd request raises, Redis dies, node_exporter stops
     client.put("/admin/faults", json={"route": "*", "raise_ratio": 0.34})
