@@ -10,13 +10,15 @@ Run (after ``./scripts/setup.sh``)::
 
 ``AI_ASSISTANT_DATABASE_URL`` PostgreSQL (conversations) and ``AI_ASSISTANT_REDIS_URL`` Redis
 (reply and tool-result cache) are critical: readiness fails without them; a Redis outage
-only turns cache lookups into ``result="error"``. ``AI_ASSISTANT_LLM_URL`` is an LLM API
-(``POST /v1/completions {"prompt"}`` -> ``{"text"}``, ``GET /health``), checked as
-``llm-api``, non-critical (degraded only); unset, replies are echoed. ``GLASSBOX_HEALTH_TOKEN``
-protects ``/health/detailed``; ``GLASSBOX_EXAMPLE_FAULTS=1`` adds ``/admin/faults``.
+only turns cache lookups into ``result="error"``. ``AI_ASSISTANT_LLM_URL`` is an
+OpenAI-style API (``POST /v1/chat/completions``, ``GET /health``; model
+``AI_ASSISTANT_LLM_MODEL``), checked as ``llm-api``, non-critical (degraded only); unset,
+replies are echoed and ``summarize`` fails. ``GLASSBOX_HEALTH_TOKEN`` protects
+``/health/detailed``; ``GLASSBOX_EXAMPLE_FAULTS=1`` adds ``/admin/faults``.
 
 Metrics: ``http_requests_total{method,route,status}``, ``http_request_duration_seconds``,
 ``http_requests_in_progress`` (the guide's ``active_connections``), ``http_exceptions_total``,
+``http_client_requests_total{peer="llm-api",method,status}`` and its duration,
 ``tool_executions_total{tool_name,status}``, ``tool_execution_duration_seconds{tool_name}``
 and ``cache_requests_total{cache_type,result}`` (the hit ratio is computed in PromQL).
 """
@@ -48,15 +50,17 @@ from glassbox.health import checks
 from glassbox.logs import get_logger
 
 TOOL_LABEL_CAP = 50  # tools can be registered at runtime: more than this fold into __overflow__
+TOOL_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 metrics = glassbox.REGISTRY
-tool_executions = metrics.counter(
+# Declared for their help text and the tool_name cap; MetricsToolMixin fills them.
+metrics.counter(
     "tool_executions", "Tool executions by outcome.", ["tool_name", "status"],
     label_cap=TOOL_LABEL_CAP,
 )  # fmt: skip
-tool_duration = metrics.histogram(
+metrics.histogram(
     "tool_execution_duration_seconds", "Tool execution duration in seconds.", ["tool_name"],
-    label_cap=TOOL_LABEL_CAP, buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    label_cap=TOOL_LABEL_CAP, buckets=TOOL_BUCKETS,
 )  # fmt: skip
 cache_requests = metrics.counter(
     "cache_requests", "Cache lookups by result (hit, miss, error).", ["cache_type", "result"]
@@ -82,18 +86,18 @@ class MetricsToolMixin:
         raise NotImplementedError
 
     async def execute_with_metrics(self, parameters: dict[str, Any]) -> ToolResult:
-        start = time.perf_counter()
-        status = "error"
-        try:
-            result = await self.execute(parameters)
+        start, status = time.perf_counter(), "error"
+        try:  # any exception (or a cancellation) counts as an error and propagates
+            async with metrics.measure(
+                "tool_executions", duration_name="tool_execution_duration_seconds",
+                buckets=TOOL_BUCKETS, tool_name=self.name,
+            ):  # fmt: skip
+                result = await self.execute(parameters)
             status = "success"
             return result
-        finally:  # an exception (or a cancellation) counts as an error and propagates
-            seconds = time.perf_counter() - start
-            tool_executions.inc(1, self.name, status)
-            tool_duration.observe(seconds, self.name)
+        finally:
             log.info("tool executed", tool_name=self.name, status=status,
-                     duration_ms=round(seconds * 1000, 2))  # fmt: skip
+                     duration_ms=round((time.perf_counter() - start) * 1000, 2))  # fmt: skip
 
 
 class CurrentTime(MetricsToolMixin):
@@ -114,7 +118,10 @@ class Template(MetricsToolMixin):
         self.name, self.template = name, string.Template(template)
 
     async def execute(self, parameters: dict[str, Any]) -> ToolResult:
-        return ToolResult(self.template.safe_substitute({k: str(v) for k, v in parameters.items()}))
+        try:
+            return ToolResult(self.template.substitute({k: str(v) for k, v in parameters.items()}))
+        except KeyError as exc:
+            raise ToolError(f"missing parameter {exc.args[0]!r}") from None
 
 
 class ChatRequest(BaseModel):
@@ -139,7 +146,10 @@ def create_app() -> FastAPI:
     cache = aioredis.from_url(
         redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, decode_responses=True
     )
-    llm = httpx.AsyncClient(base_url=llm_url or "http://llm.invalid", timeout=10)
+    llm_model = os.environ.get("AI_ASSISTANT_LLM_MODEL", "assistant")
+    llm = glassbox.instrument_client(
+        httpx.AsyncClient(base_url=llm_url or "http://llm.invalid", timeout=10), peer="llm-api"
+    )
     faults = Faults()
 
     class Search(MetricsToolMixin):
@@ -163,7 +173,19 @@ def create_app() -> FastAPI:
             await store(key, output)
             return ToolResult(output)
 
-    tools: dict[str, MetricsToolMixin] = {t.name: t for t in (CurrentTime(), Search())}
+    class Summarize(MetricsToolMixin):
+        """The LLM sums up a conversation's last messages (not cached: conversations grow)."""
+
+        name = "summarize"
+
+        async def execute(self, parameters: dict[str, Any]) -> ToolResult:
+            messages = await load(str(parameters.get("conversation_id", "")))
+            if not messages:
+                raise ToolError("no such conversation")
+            ask_for = {"role": "user", "content": "Summarize this conversation in one sentence."}
+            return ToolResult(await ask([*messages[-50:], ask_for]))
+
+    tools: dict[str, MetricsToolMixin] = {t.name: t for t in (CurrentTime(), Search(), Summarize())}
 
     async def cached(cache_type: str, key: str) -> str | None:
         try:
@@ -178,18 +200,24 @@ def create_app() -> FastAPI:
         with contextlib.suppress(aioredis.RedisError):
             await cache.set(key, value, ex=3600)
 
+    async def ask(messages: list[dict[str, str]]) -> str:
+        """One chat completion; 502 when the LLM API fails or is not configured."""
+        try:
+            response = await llm.post(
+                "/v1/chat/completions", json={"model": llm_model, "messages": messages}
+            )
+            response.raise_for_status()
+            return str(response.json()["choices"][0]["message"]["content"])
+        except (httpx.HTTPError, LookupError, TypeError, ValueError):
+            raise HTTPException(status_code=502, detail="LLM API unavailable") from None
+
     async def complete(prompt: str) -> str:
         if not llm_url:
             return f"echo: {prompt}"
         key = "llm:" + hashlib.sha256(prompt.encode()).hexdigest()
         reply = await cached("llm_response", key)
         if reply is None:
-            try:
-                response = await llm.post("/v1/completions", json={"prompt": prompt})
-                response.raise_for_status()
-                reply = str(response.json()["text"])
-            except (httpx.HTTPError, KeyError, ValueError):
-                raise HTTPException(status_code=502, detail="LLM API unavailable") from None
+            reply = await ask([{"role": "user", "content": prompt}])
             await store(key, reply)
         return reply
 
@@ -223,16 +251,20 @@ def create_app() -> FastAPI:
             )
         return {"conversation_id": conversation_id, "reply": reply}
 
-    async def history(conversation_id: str) -> list[dict[str, str]]:
+    async def load(conversation_id: str) -> list[dict[str, str]]:
         async with pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT role, content FROM messages WHERE conversation_id = %s ORDER BY id",
                 (conversation_id,),
             )
             rows = await cur.fetchall()
-        if not rows:
-            raise HTTPException(status_code=404, detail="no such conversation")
         return [{"role": r[0], "content": r[1]} for r in rows]
+
+    async def history(conversation_id: str) -> list[dict[str, str]]:
+        messages = await load(conversation_id)
+        if not messages:
+            raise HTTPException(status_code=404, detail="no such conversation")
+        return messages
 
     @api.post("/chat")
     async def chat(request: ChatRequest) -> dict[str, str]:
