@@ -70,9 +70,6 @@ def assistant(
                 output=tmp_path / "monitoring",
             )
             config["services"][0]["alerts"]["window"] = WINDOW
-            # postgres_exporter answers in just over 1 s while its server is down: a 1 s
-            # scrape would time out, and DependencyTargetDown would fire for PostgresDown
-            config["prometheus"]["scrape_interval"] = "2s"
             run.start_stack(config)
             yield run, base, llm
     finally:

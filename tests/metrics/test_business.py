@@ -49,6 +49,9 @@ def test_series_without_labels_are_exposed_at_zero_before_use(
     assert value(samples, "batch_size_bucket", le="+Inf") == 0
     assert value(samples, "batch_size_count") == 0
     assert not [name for name, _ in samples if name.startswith("llm_errors")]
+    # each capped label's overflow count starts at 0 too, so the first fold is a rise
+    overflow = "glassbox_label_overflow_total"
+    assert value(samples, overflow, metric="llm_errors_total", label="provider") == 0
 
 
 def test_total_suffix_is_not_doubled(registry: glassbox.Registry) -> None:

@@ -110,6 +110,10 @@ class Registry:
                 # a series without labels exists from the start, at 0, as in
                 # prometheus_client: its first increment is a rise, not an appearance
                 family._unlabelled()
+            for label in family.labelnames:
+                # likewise the overflow count of each capped label: increase() cannot
+                # see the first folds of a series that appears already above 0
+                self.overflow.setdefault((family.name, label), 0)
             self.families[family.name] = family
             return family
 
