@@ -45,7 +45,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
 import glassbox
-from glassbox.demo.faults import ADMIN_PATH, Faults
+from glassbox.demo.faults import Faults
 from glassbox.health import checks
 from glassbox.logs import get_logger
 
@@ -302,10 +302,7 @@ def create_app() -> FastAPI:
         return {"tool": tool_name, "output": result.output}
 
     app.include_router(api)
-    exclude = []
-    if os.environ.get("GLASSBOX_EXAMPLE_FAULTS") == "1":
-        app.include_router(faults.router())
-        exclude.append(ADMIN_PATH)
+    exclude = faults.mount(app)  # /admin/faults with GLASSBOX_EXAMPLE_FAULTS=1
 
     health: list[checks.Check] = [
         checks.Postgres(pool),

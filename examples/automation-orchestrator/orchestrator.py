@@ -43,7 +43,7 @@ from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
 import glassbox
-from glassbox.demo.faults import ADMIN_PATH, Faults
+from glassbox.demo.faults import Faults
 from glassbox.health import checks
 from glassbox.logs import get_logger
 
@@ -232,10 +232,7 @@ def create_app() -> FastAPI:
 
     app.include_router(auth)
     app.include_router(api)
-    exclude = []
-    if os.environ.get("GLASSBOX_EXAMPLE_FAULTS") == "1":
-        app.include_router(faults.router())
-        exclude.append(ADMIN_PATH)
+    exclude = faults.mount(app)  # /admin/faults with GLASSBOX_EXAMPLE_FAULTS=1
 
     health: list[checks.Check] = [
         checks.Postgres(pool, timeout=0.5),  # a sync pool: SELECT 1 in a worker thread

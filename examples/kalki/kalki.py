@@ -42,7 +42,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
 import glassbox
-from glassbox.demo.faults import ADMIN_PATH, Faults
+from glassbox.demo.faults import Faults
 from glassbox.health import checks
 from glassbox.logs import get_logger
 
@@ -226,10 +226,7 @@ def create_app() -> FastAPI:
         sessions_active.set(len(sessions))
 
     app.include_router(api)
-    exclude = []
-    if os.environ.get("GLASSBOX_EXAMPLE_FAULTS") == "1":
-        app.include_router(faults.router())
-        exclude.append(ADMIN_PATH)
+    exclude = faults.mount(app)  # /admin/faults with GLASSBOX_EXAMPLE_FAULTS=1
 
     health: list[checks.Check] = [
         checks.Postgres(pool),

@@ -46,7 +46,7 @@ from pydantic import BaseModel, Field
 from pymongo import AsyncMongoClient
 
 import glassbox
-from glassbox.demo.faults import ADMIN_PATH, Faults
+from glassbox.demo.faults import Faults
 from glassbox.health import checks
 from glassbox.logs import get_logger
 
@@ -243,10 +243,7 @@ def create_app() -> FastAPI:
         return {"count": count, "patterns": [p["payload"]["name"] for p in page["points"]]}
 
     app.include_router(api)
-    exclude = []
-    if os.environ.get("GLASSBOX_EXAMPLE_FAULTS") == "1":
-        app.include_router(faults.router())
-        exclude.append(ADMIN_PATH)
+    exclude = faults.mount(app)  # /admin/faults with GLASSBOX_EXAMPLE_FAULTS=1
 
     health: list[checks.Check] = [
         checks.MongoDB(kb),

@@ -40,7 +40,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
 import glassbox
-from glassbox.demo.faults import ADMIN_PATH, Faults
+from glassbox.demo.faults import Faults
 from glassbox.health import checks
 
 OPERATIONS = ("start", "stop", "reset")  # a fixed set: safe as a label
@@ -188,10 +188,7 @@ def create_app() -> FastAPI:
         return {"agent_id": request.agent_id, "reply": f"turn {turns}: noted"}
 
     app.include_router(api)
-    exclude = []
-    if os.environ.get("GLASSBOX_EXAMPLE_FAULTS") == "1":
-        app.include_router(faults.router())
-        exclude.append(ADMIN_PATH)
+    exclude = faults.mount(app)  # /admin/faults with GLASSBOX_EXAMPLE_FAULTS=1
 
     health: list[checks.Check] = [
         checks.Postgres(pool),

@@ -14,11 +14,12 @@ The admin route is only added where a service asks for it (the examples do when
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 
 __all__ = ["ADMIN_PATH", "Fault", "Faults"]
 
@@ -76,6 +77,13 @@ class Faults:
             raise InjectedFaultError(f"injected exception on {route}")
         if fault.error_ratio and random.random() < fault.error_ratio:  # noqa: S311
             raise HTTPException(status_code=fault.status, detail="injected fault")
+
+    def mount(self, app: FastAPI, *, env: str = "GLASSBOX_EXAMPLE_FAULTS") -> list[str]:
+        """Add the admin routes when ``env`` is ``1``; the paths to exclude from metrics."""
+        if os.environ.get(env) != "1":
+            return []
+        app.include_router(self.router())
+        return [ADMIN_PATH]
 
     def router(self) -> APIRouter:
         """``PUT``/``GET``/``DELETE`` ``/admin/faults``."""
