@@ -55,15 +55,18 @@ __all__ = [
 DEFAULT_CONFIG_NAME = "glassbox.toml"
 
 _DURATION_RE = re.compile(r"^((\d+)y)?((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?((\d+)ms)?$")
+#: Milliseconds per unit, in the order of the duration syntax.
 _UNITS = (
-    ("y", 365 * 86400.0),
-    ("w", 7 * 86400.0),
-    ("d", 86400.0),
-    ("h", 3600.0),
-    ("m", 60.0),
-    ("s", 1.0),
-    ("ms", 0.001),
+    ("y", 365 * 86_400_000),
+    ("w", 7 * 86_400_000),
+    ("d", 86_400_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1000),
+    ("ms", 1),
 )
+#: Prometheus keeps durations in signed 64-bit nanoseconds (about 292 years).
+_MAX_DURATION_MS = (2**63 - 1) // 1_000_000
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TARGET_RE = re.compile(r"^[A-Za-z0-9.\-\[\]:_]+:\d{1,5}$")
@@ -78,12 +81,17 @@ def duration_seconds(value: str) -> float:
             " '30s', '5m', '1h30m' or '28d' (units y, w, d, h, m, s, ms)"
         )
     groups = match.groups()
-    total = 0.0
-    for index, (_, seconds) in enumerate(_UNITS):
+    total = 0
+    for index, (_, millis) in enumerate(_UNITS):
         number = groups[index * 2 + 1]
         if number:
-            total += int(number) * seconds
-    return total
+            # past 20 digits no unit fits (and int() of a huge digit string is slow)
+            total += int(number) * millis if len(number) <= 20 else _MAX_DURATION_MS + 1
+    if total > _MAX_DURATION_MS:
+        raise ValueError(
+            f"{value[:40]!r} is too long: Prometheus durations end at about 292 years"
+        )
+    return total / 1000
 
 
 def _duration(value: str) -> str:
