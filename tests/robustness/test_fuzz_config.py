@@ -132,6 +132,13 @@ def mutated(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     return name, data
 
 
+def test_deep_nesting_on_disk_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "glassbox.toml"
+    path.write_text("project = " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=str(path)):
+        load_config(path)
+
+
 # -- regressions hypothesis found --------------------------------------------------------
 
 

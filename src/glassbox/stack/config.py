@@ -627,6 +627,8 @@ def load_config(path: str | Path) -> StackConfig:
         raise ConfigurationError(f"{file}: not UTF-8 text ({exc.reason})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{file}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigurationError(f"{file}: arrays or tables nest too deeply") from None
     return parse_config(data, source=str(file))
 
 
