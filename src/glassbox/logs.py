@@ -257,7 +257,7 @@ class _NamedLogger:
 _generation = [0]
 
 
-_REQUEST_ID_RE: Final = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_REQUEST_ID_RE: Final = re.compile(r"^[A-Za-z0-9._:\-]{1,128}\Z")
 
 
 def sane_request_id(value: str | None) -> str | None:

@@ -453,3 +453,29 @@ def test_a_content_length_of_non_ascii_digits_is_ignored(value: bytes) -> None:
     statuses, error = _call_wsgi(FLASK, environ)
     assert error is None
     assert statuses and statuses[0].startswith("200"), statuses
+
+
+def test_a_request_id_ending_in_a_newline_is_not_echoed() -> None:
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/items/1",
+        "headers": [(b"x-request-id", b"abc\n")],
+        "query_string": b"",
+    }
+    sent, error = run(INSTRUMENTED, scope, [{"type": "http.request", "body": b""}])
+    assert error is None
+    echoed = dict(sent[0]["headers"])[b"x-request-id"]
+    assert echoed != b"abc\n"
+    assert b"\n" not in echoed
+
+
+@pytest.mark.parametrize("name", ["orders_total\n", "orders_total\r\n"])
+def test_metric_and_label_names_refuse_a_trailing_newline(name: str) -> None:
+    from glassbox.exceptions import MetricNameError
+    from glassbox.metrics.catalogue import check_label_names, check_metric_name
+
+    with pytest.raises(MetricNameError):
+        check_metric_name(name)
+    with pytest.raises(MetricNameError):
+        check_label_names([name], metric="orders_total")

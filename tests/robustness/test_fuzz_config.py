@@ -165,6 +165,33 @@ def test_durations_beyond_prometheus_range_are_refused_and_within_it_exact() -> 
         duration_seconds("293y")
 
 
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        (("services", 0, "name"), "api\n"),
+        (("services", 0, "targets", 0), "127.0.0.1:8000\n"),
+        (("prometheus", "scrape_interval"), "15s\n"),
+        (("receivers", 0, "name"), "ops\n"),
+        (("services", 0, "namespace"), "shop\n"),
+    ],
+)
+def test_a_trailing_newline_is_not_part_of_a_valid_value(
+    where: tuple[Any, ...], value: str
+) -> None:
+    data = copy.deepcopy(VALID["keiko"])
+    parent: Any = data
+    for part in where[:-1]:
+        parent = parent[part]
+    parent[where[-1]] = value
+    assert check(data) is None, f"{value!r} accepted"
+
+
+def test_keys_that_toml_cannot_hold_as_names_are_refused() -> None:
+    data = copy.deepcopy(VALID["keiko"])
+    data["prometheus"] = {"external_labels": {"cluster\n": "x"}}
+    assert check(data) is None
+
+
 # -- the CLI leaves the previous stack alone ----------------------------------------------
 
 

@@ -54,7 +54,7 @@ __all__ = [
 
 DEFAULT_CONFIG_NAME = "glassbox.toml"
 
-_DURATION_RE = re.compile(r"^((\d+)y)?((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?((\d+)ms)?$")
+_DURATION_RE = re.compile(r"^((\d+)y)?((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?((\d+)ms)?\Z")
 #: Milliseconds per unit, in the order of the duration syntax.
 _UNITS = (
     ("y", 365 * 86_400_000),
@@ -67,9 +67,9 @@ _UNITS = (
 )
 #: Prometheus keeps durations in signed 64-bit nanoseconds (about 292 years).
 _MAX_DURATION_MS = (2**63 - 1) // 1_000_000
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
-_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_TARGET_RE = re.compile(r"^[A-Za-z0-9.\-\[\]:_]+:\d{1,5}$")
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*\Z")
+_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+_TARGET_RE = re.compile(r"^[A-Za-z0-9.\-\[\]:_]+:\d{1,5}\Z")
 
 
 def duration_seconds(value: str) -> float:
@@ -427,12 +427,12 @@ class Receiver(_Model):
         missing = [f.rstrip("_") for f in need if getattr(self, f) is None]
         if missing:
             raise ValueError(f"a {self.kind} receiver needs {', '.join(missing)}")
-        if self.url is not None and not re.match(r"^https?://[^/@\s]+(/\S*)?$", self.url):
+        if self.url is not None and not re.match(r"^https?://[^/@\s]+(/\S*)?\Z", self.url):
             raise ValueError(
                 f"url {self.url!r} must be http(s)://host/path with no user:password"
                 " part; put a token in bearer_token = { env = '...' }"
             )
-        if self.smarthost is not None and not re.match(r"^[^:\s]+:\d+$", self.smarthost):
+        if self.smarthost is not None and not re.match(r"^[^:\s]+:\d+\Z", self.smarthost):
             raise ValueError(f"smarthost {self.smarthost!r} must be host:port")
         return self
 
@@ -481,7 +481,7 @@ class RemoteWrite(_Model):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/@\s]+(/\S*)?$", value):
+        if not re.match(r"^https?://[^/@\s]+(/\S*)?\Z", value):
             raise ValueError(
                 f"{value!r} must be http(s)://host/path with no user:password part; use"
                 " basic_auth_username and basic_auth_password = { env = '...' }"
@@ -511,7 +511,7 @@ class Prometheus(_Model):
     @classmethod
     def _labels(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
-            if not re.match(r"^[a-zA-Z_][a-zA-Z0-9_]*$", key) or key.startswith("__"):
+            if not re.match(r"^[a-zA-Z_][a-zA-Z0-9_]*\Z", key) or key.startswith("__"):
                 raise ValueError(f"{key!r} is not a valid label name")
         return value
 
