@@ -132,6 +132,41 @@ def mutated(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     return name, data
 
 
+@fuzz(300)
+@given(top_levels)
+def test_random_documents_give_a_config_or_a_clear_error(data: dict[str, Any]) -> None:
+    check(data)
+
+
+@fuzz(300)
+@given(mutated())
+def test_mutated_examples_give_a_config_or_a_clear_error(case: tuple[str, dict[str, Any]]) -> None:
+    check(case[1])
+
+
+@fuzz(12)
+@given(mutated())
+def test_an_accepted_mutation_renders(case: tuple[str, dict[str, Any]]) -> None:
+    config = check(case[1])
+    assume(config is not None)
+    assert config is not None
+    files = render_stack(config)
+    assert files["prometheus/prometheus.yml"]
+
+
+@fuzz(150)
+@given(st.one_of(st.binary(max_size=400), st.text(max_size=400).map(str.encode)))
+def test_random_bytes_on_disk_give_a_config_or_a_clear_error(
+    tmp_path_factory: pytest.TempPathFactory, raw: bytes
+) -> None:
+    path = tmp_path_factory.mktemp("cfg") / "glassbox.toml"
+    path.write_bytes(raw)
+    try:
+        load_config(path)
+    except ConfigurationError as exc:
+        assert str(exc).startswith(f"{path}: "), exc
+
+
 def test_deep_nesting_on_disk_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "glassbox.toml"
     path.write_text("project = " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
@@ -218,3 +253,34 @@ def _toml(data: dict[str, Any]) -> str | None:
         return tomli_w.dumps(data)
     except (TypeError, ValueError):
         return None
+
+
+@fuzz(25)
+@given(mutated())
+def test_stack_build_on_a_bad_config_leaves_the_output_untouched(
+    built: tuple[Path, dict[str, tuple[str, int]]], case: tuple[str, dict[str, Any]]
+) -> None:
+    root, before = built
+    text = _toml(case[1])
+    assume(text is not None)
+    assert text is not None
+    try:
+        parse_config(tomllib.loads(text))
+    except ConfigurationError:
+        pass
+    else:
+        assume(False)  # only bad configs here
+    config = root / "bad.toml"
+    config.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(app, ["stack", "build", "-c", str(config), "-o", str(root / "out")])
+    assert result.exit_code == 2, result.output
+    assert str(config) in result.output
+    assert _snapshot(root / "out") == before
+    assert sorted(p.name for p in root.iterdir()) == ["bad.toml", "glassbox.toml", "out"]
+
+
+def test_nan_and_infinity_never_pass_as_numbers() -> None:
+    for value in (math.nan, math.inf, -math.inf):
+        data = copy.deepcopy(VALID["keiko"])
+        data["services"][0].setdefault("alerts", {})["error_ratio"] = value
+        assert check(data) is None, value

@@ -600,13 +600,18 @@ def _unique(where: str, names: Sequence[str]) -> None:
         seen.add(name)
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def _location(loc: tuple[int | str, ...]) -> str:
+    """``services[0].slos[1].threshold``; a key that is not a plain word is quoted."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else part
+            text = part if _PLAIN_KEY.fullmatch(part) else repr(part)
+            out += f".{text}" if out else text
     return out
 
 
