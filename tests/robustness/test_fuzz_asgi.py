@@ -120,7 +120,7 @@ segments = st.one_of(
 )  # fmt: skip
 paths = st.one_of(
     st.builds(
-        lambda parts, lead, trail: (lead + "/".join(parts) + trail),
+        lambda parts, lead, trail: lead + "/".join(parts) + trail,
         st.lists(segments, max_size=6),
         st.sampled_from(["/", "//", "", "/./", "/../"]),
         st.sampled_from(["", "/", "//", "%2F", "?"]),
@@ -220,7 +220,9 @@ def lifespan_scopes() -> st.SearchStrategy[tuple[dict[str, Any], list[Message]]]
     )
 
 
-scopes = st.one_of(http_scopes(), http_scopes(), http_scopes(), websocket_scopes(), lifespan_scopes())
+scopes = st.one_of(
+    http_scopes(), http_scopes(), http_scopes(), websocket_scopes(), lifespan_scopes()
+)
 
 # -- driving ----------------------------------------------------------------------------
 
@@ -283,17 +285,17 @@ def test_instrumented_app_fails_only_as_the_app_does(
     case: tuple[dict[str, Any], list[Message]],
 ) -> None:
     scope, messages = case
-    bare_sent, bare_error = run(BARE, copy.deepcopy(scope), messages)
+    _, bare_error = run(BARE, copy.deepcopy(scope), messages)
     sent, error = run(INSTRUMENTED, copy.deepcopy(scope), messages)
     if error is not None:
-        assert bare_error is not None and type(error) is type(bare_error), (
+        assert type(error) is type(bare_error), (
             f"glassbox raised {error!r}; the bare app raised {bare_error!r}"
         )
     if scope["type"] == "http":
         starts = [m for m in sent if m["type"] == "http.response.start"]
         assert len(starts) == 1, sent
         for name, value in starts[0].get("headers", ()):
-            assert b"\r" not in value and b"\n" not in value, (name, value)
+            assert not {13, 10} & set(value), (name, value)
         body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
         if b"# TYPE http_requests" in body or b"http_requests_total{" in body:
             assert _authorised(scope), "metrics served without the token"
@@ -414,7 +416,7 @@ def test_instrumented_flask_fails_only_as_the_app_does(environ: dict[str, Any]) 
     _, bare_error = _call_wsgi(BARE_FLASK, bare)
     statuses, error = _call_wsgi(FLASK, environ)
     if error is not None:
-        assert bare_error is not None and type(error) is type(bare_error), (
+        assert type(error) is type(bare_error), (
             f"glassbox raised {error!r}; the bare app raised {bare_error!r}"
         )
     else:
@@ -452,7 +454,7 @@ def test_a_content_length_of_non_ascii_digits_is_ignored(value: bytes) -> None:
     }
     statuses, error = _call_wsgi(FLASK, environ)
     assert error is None
-    assert statuses and statuses[0].startswith("200"), statuses
+    assert statuses[:1] == ["200 OK"], statuses
 
 
 def test_a_request_id_ending_in_a_newline_is_not_echoed() -> None:

@@ -179,7 +179,8 @@ def glassbox_lines(draw: st.DrawFn) -> str:
                 json_values,
                 st.sampled_from(
                     [
-                        "9999-12-31T23:59:59+00:00", "0001-01-01T00:00:00", "0001-01-01T00:00:00+14:00",
+                        "9999-12-31T23:59:59+00:00", "0001-01-01T00:00:00",
+                        "0001-01-01T00:00:00+14:00",
                         "2026-01-01T00:00:00Z", "error", "4bf92f3577b34da6a3ce929d0e0e4736",
                     ]
                 ),
@@ -232,7 +233,9 @@ content_types = st.sampled_from(
     [PROTOBUF, JSON, f"{PROTOBUF}; charset=utf-8", "APPLICATION/JSON", "text/plain", "",
      "application/x-protobuf\x00", "multipart/form-data; boundary=x", "application/grpc"]
 )  # fmt: skip
-encodings = st.sampled_from([None, None, "gzip", "identity", "GZIP", "deflate", "br", "gzip, gzip", ""])
+encodings = st.sampled_from(
+    [None, None, "gzip", "identity", "GZIP", "deflate", "br", "gzip, gzip", ""]
+)
 
 
 @st.composite
@@ -366,11 +369,13 @@ def test_gzip_bomb_and_oversized_body_are_refused(receiver: Receiver) -> None:
     response, before, after = receiver.post(
         "traces", bomb, {"content-type": PROTOBUF, "content-encoding": "gzip"}
     )
-    assert response.status_code == 413 and after == before
+    assert response.status_code == 413
+    assert after == before
     response, before, after = receiver.post(
         "logs", b"\0" * (MAX_BODY_BYTES + 1), {"content-type": PROTOBUF}
     )
-    assert response.status_code == 413 and after == before
+    assert response.status_code == 413
+    assert after == before
 
 
 def _valid_export() -> bytes:

@@ -119,12 +119,13 @@ class _Body:
 def _scope(environ: Environ) -> dict[str, Any]:
     """The parts of an ASGI-like scope that :class:`ServerSpans` reads."""
     port = environ.get("SERVER_PORT", "")
+    number = int(port) if port.isascii() and port.isdigit() else None
     protocol = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
     return {
         "path": environ.get("PATH_INFO", ""),
         "scheme": environ.get("wsgi.url_scheme", "http"),
         "http_version": protocol.partition("/")[2] or "1.1",
-        "server": (environ.get("SERVER_NAME", ""), int(port) if port.isascii() and port.isdigit() else None),
+        "server": (environ.get("SERVER_NAME", ""), number),
     }
 
 

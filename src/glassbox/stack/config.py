@@ -88,9 +88,7 @@ def duration_seconds(value: str) -> float:
             # past 20 digits no unit fits (and int() of a huge digit string is slow)
             total += int(number) * millis if len(number) <= 20 else _MAX_DURATION_MS + 1
     if total > _MAX_DURATION_MS:
-        raise ValueError(
-            f"{value[:40]!r} is too long: Prometheus durations end at about 292 years"
-        )
+        raise ValueError(f"{value[:40]!r} is too long: Prometheus durations end at about 292 years")
     return total / 1000
 
 
