@@ -275,7 +275,7 @@ def assert_bounded() -> None:
 def _authorised(scope: dict[str, Any]) -> bool:
     for name, value in scope.get("headers") or ():
         if name.lower() == b"authorization":
-            return value.strip() == f"Bearer {TOKEN}".encode()
+            return bool(value.strip() == f"Bearer {TOKEN}".encode())
     return False
 
 

@@ -135,10 +135,10 @@ def trace_requests(draw: st.DrawFn) -> ExportTraceServiceRequest:
             span.span_id = draw(st.one_of(ids, st.binary(min_size=8, max_size=8)))
             span.parent_span_id = draw(ids)
             span.name = draw(st.one_of(st.text(max_size=30), planted))
-            span.kind = draw(st.integers(-5, 10))
+            span.kind = draw(st.integers(-5, 10))  # type: ignore[assignment]  # any int
             span.start_time_unix_nano = draw(u64)
             span.end_time_unix_nano = draw(u64)
-            span.status.code = draw(st.integers(-3, 5))
+            span.status.code = draw(st.integers(-3, 5))  # type: ignore[assignment]
             span.status.message = draw(st.text(max_size=20))
             for key, value in draw(attributes):
                 span.attributes.add(key=key, value=value)
@@ -206,7 +206,7 @@ def log_requests(draw: st.DrawFn) -> ExportLogsServiceRequest:
         record.body.CopyFrom(body)
         record.time_unix_nano = draw(u64)
         record.observed_time_unix_nano = draw(u64)
-        record.severity_number = draw(st.integers(-2, 30))
+        record.severity_number = draw(st.integers(-2, 30))  # type: ignore[assignment]
         record.severity_text = draw(st.one_of(st.text(max_size=8), st.just("WARN")))
         record.trace_id = draw(ids)
         record.span_id = draw(ids)
