@@ -18,12 +18,13 @@ def examples(default: int) -> int:
     return max(default, wanted)
 
 
-def fuzz(default: int) -> settings:
+def fuzz(default: int, *suppress: HealthCheck) -> settings:
     """Settings of one fuzz test: ``examples(default)`` examples, no per-example deadline
-    (a loaded 2-CPU CI box is slow, not wrong), no database written into the tree."""
+    (a loaded 2-CPU CI box is slow, not wrong), no database written into the tree;
+    ``suppress`` adds health checks a test may fail on purpose."""
     return settings(
         max_examples=examples(default),
         deadline=None,
         database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, *suppress],
     )

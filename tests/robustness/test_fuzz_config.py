@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import tomli_w
-from hypothesis import assume, given
+from hypothesis import HealthCheck, assume, given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -144,7 +144,7 @@ def test_mutated_examples_give_a_config_or_a_clear_error(case: tuple[str, dict[s
     check(case[1])
 
 
-@fuzz(12)
+@fuzz(12, HealthCheck.filter_too_much)  # most mutations are refused, as they should be
 @given(mutated())
 def test_an_accepted_mutation_renders(case: tuple[str, dict[str, Any]]) -> None:
     config = check(case[1])
@@ -261,7 +261,7 @@ def _toml(data: dict[str, Any]) -> str | None:
         return None
 
 
-@fuzz(25)
+@fuzz(25, HealthCheck.filter_too_much)  # valid mutations are skipped here
 @given(mutated())
 def test_stack_build_on_a_bad_config_leaves_the_output_untouched(
     built: tuple[Path, dict[str, tuple[str, int]]], case: tuple[str, dict[str, Any]]
