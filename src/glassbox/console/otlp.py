@@ -24,8 +24,9 @@ or a key-value-list body with one, is unpacked: ``event`` becomes the message;
 (else the instrumentation scope's name); ``trace_id``/``span_id`` the ids when the
 record's own are empty; ``service`` the service when the resource names none;
 ``timestamp`` the time when the record has none. The other fields become attributes,
-below the record's own attributes of the same name. Any other body is the message
-as-is (a non-string body as JSON).
+below the record's own attributes of the same name; values nested deeper than 32
+levels are cut. Any other body is the message as-is (a non-string body as JSON).
+Timestamps past 2**63 - 1 ns (SQLite's largest integer) are capped there.
 """
 
 from __future__ import annotations
