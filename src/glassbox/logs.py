@@ -100,29 +100,32 @@ def add_request_context(
     return event
 
 
+#: Nesting searched for sensitive keys; a container deeper than this is replaced whole.
+_REDACT_DEPTH: Final = 16
+
+
+def _sensitive(key: object) -> bool:
+    if isinstance(key, bytes):
+        key = key.decode("latin-1")
+    return isinstance(key, str) and _SENSITIVE.search(key) is not None
+
+
 def _redact_value(value: Any, depth: int) -> Any:
-    if depth > 3:
+    if not isinstance(value, Mapping | list | tuple) or not value:
         return value
+    if depth > _REDACT_DEPTH:
+        return REDACTED
     if isinstance(value, Mapping):
         return {
-            k: REDACTED
-            if isinstance(k, str) and _SENSITIVE.search(k)
-            else _redact_value(v, depth + 1)
-            for k, v in value.items()
+            k: REDACTED if _sensitive(k) else _redact_value(v, depth + 1) for k, v in value.items()
         }
-    if (
-        isinstance(value, list | tuple)
-        and value
-        and all(isinstance(item, tuple | list) and len(item) == 2 for item in value)
-    ):  # header lists: [(name, value), ...]
+    if all(isinstance(item, tuple | list) and len(item) == 2 for item in value):
+        # header lists: [(name, value), ...]
         return [
-            (k, REDACTED)
-            if isinstance(k, str | bytes)
-            and _SENSITIVE.search(k.decode("latin-1") if isinstance(k, bytes) else k)
-            else (k, v)
-            for k, v in value
+            (k, REDACTED) if _sensitive(k) else (k, _redact_value(v, depth + 1)) for k, v in value
         ]
-    return value
+    items = [_redact_value(item, depth + 1) for item in value]
+    return items if isinstance(value, list) else tuple(items)
 
 
 def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -257,7 +260,7 @@ class _NamedLogger:
 _generation = [0]
 
 
-_REQUEST_ID_RE: Final = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_REQUEST_ID_RE: Final = re.compile(r"^[A-Za-z0-9._:\-]{1,128}\Z")
 
 
 def sane_request_id(value: str | None) -> str | None:

@@ -117,13 +117,13 @@ MAX_RANGE = 90 * 86400.0
 _MAX_POINTS = 11_000
 _MAX_SERIES = 200
 _DEFAULT_SCRAPE = 15.0
-_LABEL_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_UID_RE = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+_LABEL_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+_UID_RE = re.compile(r"^[A-Za-z0-9._-]{1,100}\Z")
 _VAR_RE = re.compile(
     r"\$\{(?P<braced>\w+)(?::[^}]*)?\}|\[\[(?P<bracket>\w+)(?::[^\]]*)?\]\]|\$(?P<plain>\w+)"
 )
-_LABEL_VALUES_RE = re.compile(r"^\s*label_values\(\s*(?:(?P<sel>.*),\s*)?(?P<label>\w+)\s*\)\s*$")
-_RANGE_RE = re.compile(r"^(?:now-)?(\d+)(ms|s|m|h|d|w|y)$")
+_LABEL_VALUES_RE = re.compile(r"^\s*label_values\(\s*(?:(?P<sel>.*),\s*)?(?P<label>\w+)\s*\)\s*\Z")
+_RANGE_RE = re.compile(r"^(?:now-)?(\d+)(ms|s|m|h|d|w|y)\Z")
 _LEGEND_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _REGEX_SPECIAL = re.compile(r"[\\^$.|?*+()\[\]{}]")
 _ALL = "$__all"

@@ -24,8 +24,9 @@ or a key-value-list body with one, is unpacked: ``event`` becomes the message;
 (else the instrumentation scope's name); ``trace_id``/``span_id`` the ids when the
 record's own are empty; ``service`` the service when the resource names none;
 ``timestamp`` the time when the record has none. The other fields become attributes,
-below the record's own attributes of the same name. Any other body is the message
-as-is (a non-string body as JSON).
+below the record's own attributes of the same name; values nested deeper than 32
+levels are cut. Any other body is the message as-is (a non-string body as JSON).
+Timestamps past 2**63 - 1 ns (SQLite's largest integer) are capped there.
 """
 
 from __future__ import annotations
@@ -109,6 +110,11 @@ _ID_KEYS: Final = frozenset(
 )
 _UNPACKED: Final = frozenset({"event", "level", "logger", "timestamp", "trace_id", "span_id"})
 _UNKNOWN_SERVICE: Final = "unknown_service"
+#: The latest timestamp the store holds (SQLite integers are signed 64-bit).
+_MAX_NS: Final = 2**63 - 1
+#: Nesting kept of a JSON log line's fields; deeper values are cut (the store's JSON
+#: encoder stops at 255 levels, and nobody reads that deep).
+_MAX_DEPTH: Final = 32
 # google.rpc.Code values used in error bodies
 _INVALID_ARGUMENT: Final = 3
 _UNAVAILABLE: Final = 14
@@ -238,6 +244,22 @@ def _service(pairs: Iterable[KeyValue]) -> str:
     return _UNKNOWN_SERVICE
 
 
+def _ns(value: int) -> int:
+    """A timestamp the store can hold: OTLP's unsigned 64-bit ones are capped at 2**63 - 1."""
+    return min(value, _MAX_NS)
+
+
+def _cut(value: Any, depth: int = _MAX_DEPTH) -> Any:
+    """``value`` with lists and objects below ``depth`` levels replaced by a marker."""
+    if isinstance(value, dict | list) and depth <= 0:
+        return "[nested too deeply]"
+    if isinstance(value, dict):
+        return {k: _cut(v, depth - 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cut(v, depth - 1) for v in value]
+    return value
+
+
 def _hex_id(raw: bytes, size: int) -> str | None:
     """Lower-case hex of a valid id (``size`` bytes, not all zero), else None."""
     if len(raw) != size or not raw.strip(b"\0"):
@@ -284,15 +306,15 @@ def decode_spans(body: bytes, encoding: Encoding = "protobuf") -> Decoded[Span]:
                         name=s.name,
                         kind=_KINDS[s.kind] if 0 <= s.kind < len(_KINDS) else "unspecified",
                         service=service,
-                        start_ns=s.start_time_unix_nano,
-                        end_ns=s.end_time_unix_nano,
+                        start_ns=_ns(s.start_time_unix_nano),
+                        end_ns=_ns(s.end_time_unix_nano),
                         status_code=_STATUS[status.code] if 0 <= status.code < 3 else "unset",
                         status_message=status.message,
                         attributes=_attributes(s.attributes),
                         events=[
                             SpanEvent(
                                 name=e.name,
-                                time_ns=e.time_unix_nano,
+                                time_ns=_ns(e.time_unix_nano),
                                 attributes=_attributes(e.attributes),
                             )
                             for e in s.events
@@ -316,11 +338,13 @@ def _hex_text(value: Any, size: int) -> str | None:
 
 
 def _iso_ns(value: Any) -> int:
+    """Nanoseconds of an ISO 8601 time from 1970 on, else 0."""
     if isinstance(value, str):
         try:
-            return int(datetime.fromisoformat(value).timestamp() * 1e9)
-        except ValueError:
-            pass
+            ns = int(datetime.fromisoformat(value).timestamp() * 1e9)
+        except (ValueError, OverflowError, OSError):  # unparsable, or out of range
+            return 0
+        return ns if 0 <= ns <= _MAX_NS else 0
     return 0
 
 
@@ -343,7 +367,7 @@ def _glassbox_line(body: Any) -> dict[str, Any] | None:
         except orjson.JSONDecodeError:
             return None
     if isinstance(body, dict) and "event" in body:
-        return body
+        return {k: _cut(v) for k, v in body.items()}
     return None
 
 
@@ -363,7 +387,7 @@ def decode_logs(body: bytes, encoding: Encoding = "protobuf") -> Decoded[LogReco
                 level = severity_level(r.severity_number, r.severity_text)
                 trace_id = _hex_id(r.trace_id, 16)
                 span_id = _hex_id(r.span_id, 8)
-                time_ns = r.time_unix_nano or r.observed_time_unix_nano
+                time_ns = _ns(r.time_unix_nano or r.observed_time_unix_nano)
                 service = resource_service
                 logger = scope
                 fields = _glassbox_line(content)
@@ -506,7 +530,7 @@ def otlp_routes(store: TelemetryStore, *, max_body: int = MAX_BODY_BYTES) -> lis
                     encoding,
                 )
             declared = request.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > max_body:
+            if declared.isascii() and declared.isdigit() and int(declared) > max_body:
                 return error(
                     413, _INVALID_ARGUMENT, f"body is over the {max_body}-byte limit", encoding
                 )

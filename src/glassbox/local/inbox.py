@@ -46,7 +46,8 @@ Answers, as the real services give them:
   description over 15000 or a priority other than P1-P5, or a close names an
   ``identifierType`` other than id, alias or tiny.
 * Webhook: 200 ``{"status": "ok"}`` for a JSON object, 400 otherwise.
-* Every body is capped at 1 MiB (413); an unexpected error answers 500 and is logged,
+* Every body is capped at 1 MiB (413) and JSON nesting at 64 levels (400, as a body
+  that is not JSON); an unexpected error answers 500 and is logged,
   so Alertmanager retries and the inbox keeps serving.
 
 The PagerDuty success body, its routing-key error, Slack's ``invalid_payload`` and
@@ -134,6 +135,9 @@ _SLACK_MAX_ATTACHMENTS = 100
 _OG_LIMITS = {"message": 130, "alias": 512, "description": 15000}
 _OG_PRIORITIES = ("P1", "P2", "P3", "P4", "P5")
 _OG_IDENTIFIER_TYPES = ("id", "alias", "tiny")
+#: Deepest JSON nesting accepted: the store keeps payloads as JSON, whose encoder stops
+#: at 255 levels (an alert payload is under 10).
+_MAX_DEPTH = 64
 
 
 def inbox_receiver_urls(
@@ -498,7 +502,7 @@ class _JSON(Response):
 async def _read_body(request: Request) -> bytes | object:
     """The body, or ``_TOO_LARGE`` past :data:`MAX_BODY_BYTES` (without reading it all)."""
     length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_BODY_BYTES:
+    if length.isascii() and length.isdigit() and int(length) > MAX_BODY_BYTES:
         return _TOO_LARGE
     chunks: list[bytes] = []
     total = 0
@@ -515,12 +519,30 @@ def _receiver(request: Request) -> str | None:
     return name if 0 < len(name) <= _MAX_RECEIVER and name.isprintable() else None
 
 
+def _nests_within(value: Any, depth: int) -> bool:
+    """True if ``value`` has at most ``depth`` levels of objects and arrays."""
+    level = [value]
+    for _ in range(depth + 1):
+        level = [
+            child
+            for node in level
+            if isinstance(node, dict | list)
+            for child in (node.values() if isinstance(node, dict) else node)
+        ]
+        if not level:
+            return True
+    return False
+
+
 def _parse_object(body: bytes) -> dict[str, Any] | None:
+    """The JSON object in ``body``; None if it is not one, or nests past ``_MAX_DEPTH``."""
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
-    return cast(dict[str, Any], value) if isinstance(value, dict) else None
+    if not isinstance(value, dict) or not _nests_within(value, _MAX_DEPTH):
+        return None
+    return cast(dict[str, Any], value)
 
 
 def _guarded(error: Callable[[], Response]) -> Callable[[Handler], Handler]:
@@ -823,7 +845,10 @@ def _app(store: _Store) -> Starlette:
             return _too_large("webhook")
         message = _parse_object(body)
         if message is None:
-            return _JSON({"error": "the body is not a JSON object"}, status_code=400)
+            return _JSON(
+                {"error": f"the body is not a JSON object (nested at most {_MAX_DEPTH} deep)"},
+                status_code=400,
+            )
         await record(receiver, "webhook", message)
         return _JSON({"status": "ok"})
 
@@ -840,7 +865,8 @@ def _app(store: _Store) -> Starlette:
                 {"error": "since must be unix seconds or an ISO 8601 time"}, status_code=400
             )
         raw_limit = params.get("limit") or "1000"
-        if not raw_limit.isdigit() or not 0 < int(raw_limit) <= DEFAULT_KEEP:
+        whole = raw_limit.isascii() and raw_limit.isdigit()
+        if not whole or not 0 < int(raw_limit) <= DEFAULT_KEEP:
             return _JSON(
                 {"error": f"limit must be a whole number from 1 to {DEFAULT_KEEP}"},
                 status_code=400,

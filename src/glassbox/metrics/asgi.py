@@ -223,7 +223,7 @@ class MetricsMiddleware:
         method, route, _ = key
         if method in _BODY_METHODS:
             length = _header(scope, b"content-length")
-            if length is not None and length.isdigit():
+            if length is not None and length.isascii() and length.isdigit():
                 store.series[key][-2] += int(length)
         if error is not None:
             ekey = (method, route, type(error).__name__)

@@ -56,8 +56,8 @@ DEFAULT_EXCLUDED_PATHS: Final[tuple[str, ...]] = (
     "/health/detailed",
 )
 
-_NAME_RE: Final = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-_LABEL_RE: Final = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_NAME_RE: Final = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
+_LABEL_RE: Final = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*\Z")
 _RESERVED_LABELS: Final = frozenset({"le", "quantile"})
 
 

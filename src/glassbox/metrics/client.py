@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ClientMeter", "instrument_client"]
 
-_PEER_RE: Final = re.compile(r"^[a-zA-Z][a-zA-Z0-9_.-]{0,63}$")
+_PEER_RE: Final = re.compile(r"^[a-zA-Z][a-zA-Z0-9_.-]{0,63}\Z")
 #: Status label of a request that got no response.
 ERROR_STATUS: Final = "error"
 

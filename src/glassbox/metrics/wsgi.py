@@ -119,12 +119,13 @@ class _Body:
 def _scope(environ: Environ) -> dict[str, Any]:
     """The parts of an ASGI-like scope that :class:`ServerSpans` reads."""
     port = environ.get("SERVER_PORT", "")
+    number = int(port) if port.isascii() and port.isdigit() else None
     protocol = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
     return {
         "path": environ.get("PATH_INFO", ""),
         "scheme": environ.get("wsgi.url_scheme", "http"),
         "http_version": protocol.partition("/")[2] or "1.1",
-        "server": (environ.get("SERVER_NAME", ""), int(port) if port.isdigit() else None),
+        "server": (environ.get("SERVER_NAME", ""), number),
     }
 
 
@@ -168,7 +169,7 @@ class WSGIMetricsMiddleware:
         if method not in STANDARD_METHODS:
             method = OTHER_METHOD
         length = environ.get("CONTENT_LENGTH") or ""
-        obs = _Observation(method, int(length) if length.isdigit() else 0)
+        obs = _Observation(method, int(length) if length.isascii() and length.isdigit() else 0)
         self.store.in_progress[0] += 1
         extra: list[tuple[str, str]] = []
         trace_hex = span_hex = None

@@ -77,19 +77,22 @@ __all__ = [
 
 DEFAULT_CONFIG_NAME = "glassbox.toml"
 
-_DURATION_RE = re.compile(r"^((\d+)y)?((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?((\d+)ms)?$")
+_DURATION_RE = re.compile(r"^((\d+)y)?((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?((\d+)ms)?\Z")
+#: Milliseconds per unit, in the order of the duration syntax.
 _UNITS = (
-    ("y", 365 * 86400.0),
-    ("w", 7 * 86400.0),
-    ("d", 86400.0),
-    ("h", 3600.0),
-    ("m", 60.0),
-    ("s", 1.0),
-    ("ms", 0.001),
+    ("y", 365 * 86_400_000),
+    ("w", 7 * 86_400_000),
+    ("d", 86_400_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1000),
+    ("ms", 1),
 )
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
-_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_TARGET_RE = re.compile(r"^[A-Za-z0-9.\-\[\]:_]+:\d{1,5}$")
+#: Prometheus keeps durations in signed 64-bit nanoseconds (about 292 years).
+_MAX_DURATION_MS = (2**63 - 1) // 1_000_000
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*\Z")
+_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+_TARGET_RE = re.compile(r"^[A-Za-z0-9.\-\[\]:_]+:\d{1,5}\Z")
 
 
 def duration_seconds(value: str) -> float:
@@ -101,12 +104,15 @@ def duration_seconds(value: str) -> float:
             " '30s', '5m', '1h30m' or '28d' (units y, w, d, h, m, s, ms)"
         )
     groups = match.groups()
-    total = 0.0
-    for index, (_, seconds) in enumerate(_UNITS):
+    total = 0
+    for index, (_, millis) in enumerate(_UNITS):
         number = groups[index * 2 + 1]
         if number:
-            total += int(number) * seconds
-    return total
+            # past 20 digits no unit fits (and int() of a huge digit string is slow)
+            total += int(number) * millis if len(number) <= 20 else _MAX_DURATION_MS + 1
+    if total > _MAX_DURATION_MS:
+        raise ValueError(f"{value[:40]!r} is too long: Prometheus durations end at about 292 years")
+    return total / 1000
 
 
 def _duration(value: str) -> str:
@@ -332,9 +338,9 @@ class BusinessMetric(_Model):
         return self
 
 
-_LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_ALERT_NAME_RE = re.compile(r"^[A-Z][A-Za-z0-9]*$")
-_RECORD_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z0-9_]+$")
+_LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*\Z")
+_ALERT_NAME_RE = re.compile(r"^[A-Z][A-Za-z0-9]*\Z")
+_RECORD_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z0-9_]+\Z")
 _SELECTOR_EXAMPLE = "for example 'tool_executions_total{status=\"error\"}'"
 
 
@@ -1061,9 +1067,9 @@ class Dependency(_Model):
 
 _LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?\Z"
 )
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?\Z")
 #: Labels glassbox sets on its Kubernetes objects itself.
 _OWN_LABELS = frozenset(
     {
@@ -1088,7 +1094,7 @@ class Kubernetes(_Model):
     @field_validator("namespace")
     @classmethod
     def _namespace(cls, value: str) -> str:
-        if len(value) > 63 or not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", value):
+        if len(value) > 63 or not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z", value):
             raise ValueError(
                 f"{value!r} is not a Kubernetes namespace name: use at most 63 lower-case"
                 " letters, digits and '-', starting and ending with a letter or digit"
@@ -1190,12 +1196,12 @@ class Receiver(_Model):
         a_kind = f"{'an' if self.kind[0] in 'aeiou' else 'a'} {self.kind}"
         if missing:
             raise ValueError(f"{a_kind} receiver needs {', '.join(missing)}")
-        if self.url is not None and not re.match(r"^https?://[^/@\s]+(/\S*)?$", self.url):
+        if self.url is not None and not re.match(r"^https?://[^/@\s]+(/\S*)?\Z", self.url):
             raise ValueError(
                 f"url {self.url!r} must be http(s)://host/path with no user:password"
                 " part; put a token in bearer_token = { env = '...' }"
             )
-        if self.smarthost is not None and not re.match(r"^[^:\s]+:\d+$", self.smarthost):
+        if self.smarthost is not None and not re.match(r"^[^:\s]+:\d+\Z", self.smarthost):
             raise ValueError(f"smarthost {self.smarthost!r} must be host:port")
         if self.message is not None:
             allowed = MESSAGE_FIELDS[self.kind]
@@ -1293,7 +1299,7 @@ class RemoteWrite(_Model):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/@\s]+(/\S*)?$", value):
+        if not re.match(r"^https?://[^/@\s]+(/\S*)?\Z", value):
             raise ValueError(
                 f"{value!r} must be http(s)://host/path with no user:password part; use"
                 " basic_auth_username and basic_auth_password = { env = '...' }"
@@ -1323,7 +1329,7 @@ class Prometheus(_Model):
     @classmethod
     def _labels(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
-            if not re.match(r"^[a-zA-Z_][a-zA-Z0-9_]*$", key) or key.startswith("__"):
+            if not re.match(r"^[a-zA-Z_][a-zA-Z0-9_]*\Z", key) or key.startswith("__"):
                 raise ValueError(f"{key!r} is not a valid label name")
         return value
 
@@ -1505,13 +1511,18 @@ def _unique(where: str, names: Sequence[str]) -> None:
         seen.add(name)
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def _location(loc: tuple[int | str, ...]) -> str:
+    """``services[0].slos[1].threshold``; a key that is not a plain word is quoted."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else part
+            text = part if _PLAIN_KEY.fullmatch(part) else repr(part)
+            out += f".{text}" if out else text
     return out
 
 
@@ -1532,6 +1543,8 @@ def load_config(path: str | Path) -> StackConfig:
         raise ConfigurationError(f"{file}: not UTF-8 text ({exc.reason})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{file}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigurationError(f"{file}: arrays or tables nest too deeply") from None
     return parse_config(data, source=str(file))
 
 

@@ -19,8 +19,8 @@ __all__ = ["LABEL_NAME", "Matcher", "label_name", "matches_all", "parse_matcher"
 Op = Literal["=", "!=", "=~", "!~"]
 
 #: A Prometheus label name.
-LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_MATCHER = re.compile(r"^\s*([^=!~\s]+)\s*(=~|!~|!=|=)\s*(.*?)\s*$", re.DOTALL)
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*\Z")
+_MATCHER = re.compile(r"^\s*([^=!~\s]+)\s*(=~|!~|!=|=)\s*(.*?)\s*\Z", re.DOTALL)
 _BARE = re.compile(r'^[^"\s{},]*$')
 _OPS: dict[str, Op] = {"=": "=", "!=": "!=", "=~": "=~", "!~": "!~"}
 

@@ -16,7 +16,7 @@ __all__ = ["DEFAULT_TIMEOUT", "Check", "FunctionCheck", "PerLoop", "as_check", "
 
 #: Per-check timeout in seconds: well under Kubernetes' default 1 s probe timeout.
 DEFAULT_TIMEOUT: Final = 0.5
-_NAME_RE: Final = re.compile(r"^[a-zA-Z][a-zA-Z0-9_.-]{0,63}$")
+_NAME_RE: Final = re.compile(r"^[a-zA-Z][a-zA-Z0-9_.-]{0,63}\Z")
 
 CheckReturn = CheckResult | Status | bool | None
 

@@ -483,7 +483,7 @@ _BUILTIN_VARIABLES = frozenset(
 _VARIABLE_REF_RE = re.compile(r"\$\{(\w+)(?:[:.][^}]*)?\}|\$(\w+)|\[\[(\w+)(?::\w+)?\]\]")
 _RANGE_FUNCTION_RE = re.compile(r"\b(rate|irate|increase)\s*\(")
 _RATE_WINDOWS = frozenset({"$__rate_interval", "${__rate_interval}"})
-_UID_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+_UID_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}\Z")
 
 
 def lint_dashboard(text: str, *, where: str) -> list[str]:
