@@ -21,7 +21,7 @@ Op = Literal["=", "!=", "=~", "!~"]
 #: A Prometheus label name.
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*\Z")
 _MATCHER = re.compile(r"^\s*([^=!~\s]+)\s*(=~|!~|!=|=)\s*(.*?)\s*\Z", re.DOTALL)
-_BARE = re.compile(r'^[^"\s{},]*$')
+_BARE = re.compile(r'^[^"\s{},]*\Z')
 _OPS: dict[str, Op] = {"=": "=", "!=": "!=", "=~": "=~", "!~": "!~"}
 
 
