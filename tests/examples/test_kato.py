@@ -29,7 +29,11 @@ from tests.standins.qdrant import QdrantStandIn
 pytestmark = [needs_stack, needs_exporters, pytest.mark.slow]
 
 INSTANCES = ("kato-1", "kato-2", "kato-3")
-OVERFLOW = 'glassbox_label_overflow_total{metric="kato_observations_total",label="processor_id"}'
+# every instance exposes the count (at 0 until it folds a value): their sum
+OVERFLOW = (
+    "sum(glassbox_label_overflow_total"
+    "{metric=\"kato_observations_total\",label=\"processor_id\"})"
+)
 
 
 @dataclass

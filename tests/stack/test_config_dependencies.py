@@ -203,3 +203,9 @@ def test_the_starters_commented_dependency_settings_load() -> None:
     assert isinstance(host.alerts, NodeAlerts)
     assert (host.alerts.disk_free_warning, host.alerts.for_) == (0.15, "5m")
     assert config.kubernetes.labels == {"team": "shop"}
+
+
+@pytest.mark.parametrize("kind", [[], {}, 5, None])
+def test_a_kind_of_the_wrong_type_is_a_clear_error(kind: object) -> None:
+    error = error_of(starter({"name": "db", "kind": kind, "targets": ["127.0.0.1:9187"]}))
+    assert "dependencies[3].kind: Input should be" in error

@@ -990,7 +990,8 @@ class Dependency(_Model):
     @classmethod
     def _kind_settings(cls, data: Any) -> Any:
         """Alert settings of the dependency's kind; the deployed exporter as default target."""
-        if not isinstance(data, dict) or data.get("kind") not in ALERT_SETTINGS:
+        kind = data.get("kind") if isinstance(data, dict) else None
+        if not isinstance(kind, str) or kind not in ALERT_SETTINGS:
             return data  # the kind's own error says what is wrong
         kind, name = data["kind"], data.get("name")
         out = {**data, "alerts": _kind_alerts(kind, name, data.get("alerts", {}))}
