@@ -168,9 +168,12 @@ def test_orchestrator_health_dashboards_and_alerts(
         30,
         f"every recording rule to have data: {[n for n in RECORDINGS if not run.query(n)]}",
     )
-    assert run.query('api:request_rate:1m{route="/api/workflows/{workflow_id}/runs"} > 0')
-    assert run.query('api:error_rate:1m{route="/api/workflows/{workflow_id}"} > 0')
-    assert run.query('db:query_rate:1m{operation="insert_run"} > 0')
+    for expr in (
+        'api:request_rate:1m{route="/api/workflows/{workflow_id}/runs"} > 0',
+        'api:error_rate:1m{route="/api/workflows/{workflow_id}"} > 0',  # 10 % raise there
+        'db:query_rate:1m{operation="insert_run"} > 0',
+    ):
+        wait_for(lambda expr=expr: bool(run.query(expr)), 60, expr)  # type: ignore[misc]
     client.delete("/admin/faults")
     browse.stop()
 
