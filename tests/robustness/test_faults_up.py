@@ -1,0 +1,98 @@
+"""Faults injected into a running `glassbox up`, and what each one loses (the goal: nothing).
+
+The full disk is a tmpfs of its own, mounted under the test's temporary directory
+(root or CAP_SYS_ADMIN is needed; the tests skip otherwise).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import smtplib
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from glassbox.local.inbox import Inbox
+
+DISK_SIZE = "64m"
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs of its own: filling it fills nothing else."""
+    where = tmp_path / "disk"
+    where.mkdir()
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={DISK_SIZE},mode=0700", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs (root or CAP_SYS_ADMIN): {mounted.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "--lazy", str(where)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Write a ballast file until the disk refuses even 64 bytes; its path."""
+    ballast = disk / "ballast"
+    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (1 << 20, 1 << 12, 64):
+            chunk = b"\0" * size
+            try:
+                while True:
+                    os.write(fd, chunk)
+            except OSError as exc:
+                assert exc.errno == 28, exc  # ENOSPC
+    finally:
+        os.close(fd)
+    return ballast
+
+
+def webhook(name: str) -> dict[str, object]:
+    return {
+        "status": "firing",
+        "alerts": [{"status": "firing", "labels": {"alertname": name, "severity": "critical"}}],
+    }
+
+
+def test_the_inbox_on_a_full_disk_refuses_clearly_and_keeps_its_store(
+    small_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Refused with a 5xx (so Alertmanager retries), one clear line, store intact."""
+    store = small_disk / "inbox.sqlite"
+    with Inbox(store) as inbox, httpx.Client(base_url=inbox.http_url, timeout=10) as http:
+        assert http.post("/webhook/hooks", json=webhook("Before")).status_code == 200
+        ballast = fill(small_disk)
+        with caplog.at_level(logging.ERROR, logger="glassbox.inbox"):
+            assert http.post("/webhook/hooks", json=webhook("Lost")).status_code == 500
+            slack = http.post("/slack/chat", json={"text": "[FIRING:1] Lost"})
+            assert (slack.status_code, slack.text) == (500, "rollup_error")
+            with smtplib.SMTP(*inbox.smtp_address, timeout=10) as smtp:
+                with pytest.raises(smtplib.SMTPDataError) as refused:
+                    smtp.sendmail("a@example.org", ["mail@inbox"], b"Subject: x\r\n\r\nx\r\n")
+            assert refused.value.smtp_code == 451
+        lines = [r.getMessage() for r in caplog.records if r.name == "glassbox.inbox"]
+        assert len(lines) == 3, lines
+        for line in lines:
+            assert "no space left on device" in line, line
+            assert str(store) in line, line
+        assert all(r.exc_info is None for r in caplog.records), "a traceback for a full disk"
+        ballast.unlink()
+        assert http.post("/webhook/hooks", json=webhook("After")).status_code == 200
+        assert [d.alertnames for d in inbox.deliveries()] == [("After",), ("Before",)]
+    with sqlite3.connect(store) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert conn.execute("SELECT count(*) FROM deliveries").fetchone() == (2,)
