@@ -6,12 +6,14 @@ The full disk is a tmpfs of its own, mounted under the test's temporary director
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
 import smtplib
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +23,22 @@ import pytest
 from glassbox.local.inbox import Inbox
 
 DISK_SIZE = "64m"
+ROOT = Path(__file__).resolve().parents[2]
+
+QUIET = """\
+[prometheus]
+scrape_interval = "1s"
+evaluation_interval = "1s"
+
+[[services]]
+name = "ghost"
+targets = ["127.0.0.1:9"]
+
+[[receivers]]
+name = "hook"
+kind = "webhook"
+url = "http://127.0.0.1:9/hook"
+"""
 
 
 @pytest.fixture
@@ -51,11 +69,13 @@ def fill(disk: Path) -> Path:
     try:
         for size in (1 << 20, 1 << 12, 64):
             chunk = b"\0" * size
-            try:
-                while True:
+            while True:
+                try:
                     os.write(fd, chunk)
-            except OSError as exc:
-                assert exc.errno == 28, exc  # ENOSPC
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC:
+                        raise
+                    break
     finally:
         os.close(fd)
     return ballast
@@ -80,9 +100,11 @@ def test_the_inbox_on_a_full_disk_refuses_clearly_and_keeps_its_store(
             assert http.post("/webhook/hooks", json=webhook("Lost")).status_code == 500
             slack = http.post("/slack/chat", json={"text": "[FIRING:1] Lost"})
             assert (slack.status_code, slack.text) == (500, "rollup_error")
-            with smtplib.SMTP(*inbox.smtp_address, timeout=10) as smtp:
-                with pytest.raises(smtplib.SMTPDataError) as refused:
-                    smtp.sendmail("a@example.org", ["mail@inbox"], b"Subject: x\r\n\r\nx\r\n")
+            with (
+                smtplib.SMTP(*inbox.smtp_address, timeout=10) as smtp,
+                pytest.raises(smtplib.SMTPDataError) as refused,
+            ):
+                smtp.sendmail("a@example.org", ["mail@inbox"], b"Subject: x\r\n\r\nx\r\n")
             assert refused.value.smtp_code == 451
         lines = [r.getMessage() for r in caplog.records if r.name == "glassbox.inbox"]
         assert len(lines) == 3, lines
@@ -96,3 +118,22 @@ def test_the_inbox_on_a_full_disk_refuses_clearly_and_keeps_its_store(
     with sqlite3.connect(store) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         assert conn.execute("SELECT count(*) FROM deliveries").fetchone() == (2,)
+
+
+def test_up_on_a_full_disk_names_it_and_writes_nothing(small_disk: Path) -> None:
+    config = small_disk / "glassbox.toml"
+    config.write_text(QUIET)
+    fill(small_disk)
+    ports = [f"--{name}-port=0" for name in ("prometheus", "alertmanager", "inbox", "smtp")]
+    up = subprocess.run(
+        [sys.executable, "-m", "glassbox", "up", "-c", str(config), *ports, "--console-port=0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        check=False,
+    )
+    assert up.returncode == 2, up.stderr
+    assert f"no space left on the disk of {small_disk / '.glassbox'}" in up.stderr, up.stderr
+    assert "Traceback" not in up.stderr
+    assert sorted(p.name for p in small_disk.iterdir()) == ["ballast", "glassbox.toml"]

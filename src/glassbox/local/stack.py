@@ -26,6 +26,7 @@ import httpx
 import yaml
 
 from glassbox.exceptions import ConfigurationError
+from glassbox.local.disk import check_space
 from glassbox.local.supervisor import ChildSpec, Supervisor
 from glassbox.stack.build import MANIFEST, render_stack, write_stack
 from glassbox.stack.components import collect
@@ -107,10 +108,16 @@ def _write_secret(path: Path, value: str) -> None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``text`` through a temporary file; on failure, an OSError naming ``path``."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 @dataclass(slots=True)
@@ -256,8 +263,13 @@ class LocalStack:
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self, *, timeout: float = 30.0, watch: bool = True) -> dict[str, float]:
-        """Build, start the inbox and the children, wait until ready; seconds to ready."""
+        """Build, start the inbox and the children, wait until ready; seconds to ready.
+
+        Raises ``OSError(ENOSPC)`` naming the state directory, before writing anything,
+        when its disk is full.
+        """
         self.ports = self.ports.resolved()
+        check_space(self.state, "glassbox up")
         config = self.prepare()
         for sub in ("prometheus", "alertmanager"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
