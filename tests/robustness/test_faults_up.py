@@ -14,12 +14,14 @@ import smtplib
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from glassbox.console.store import LogRecord, TelemetryStore
 from glassbox.local.inbox import Inbox
 
 DISK_SIZE = "64m"
@@ -137,3 +139,25 @@ def test_up_on_a_full_disk_names_it_and_writes_nothing(small_disk: Path) -> None
     assert f"no space left on the disk of {small_disk / '.glassbox'}" in up.stderr, up.stderr
     assert "Traceback" not in up.stderr
     assert sorted(p.name for p in small_disk.iterdir()) == ["ballast", "glassbox.toml"]
+
+
+def test_the_telemetry_store_on_a_full_disk_keeps_what_it_had(small_disk: Path) -> None:
+    """Exports refused while full do not count: no log is pruned early afterwards."""
+    store = TelemetryStore(small_disk / "telemetry.sqlite", max_logs=100)
+    try:
+
+        def logs(n: int, message: str) -> list[LogRecord]:
+            return [LogRecord(time_ns=time.time_ns(), service="s", message=message)] * n
+
+        store.add_logs(logs(50, "before"))
+        ballast = fill(small_disk)
+        for _ in range(10):
+            with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):
+                store.add_logs(logs(10, "refused"))
+        ballast.unlink()
+        store.add_logs(logs(40, "after"))
+        found = store.search_logs(limit=1000)
+        assert len(found) == 90
+        assert sum(r.message == "before" for r in found) == 50
+    finally:
+        store.close()
