@@ -1,12 +1,18 @@
 """Faults injected into a running `glassbox up`, and what each one loses (the goal: nothing).
 
-The full disk is a tmpfs of its own, mounted under the test's temporary directory
-(root or CAP_SYS_ADMIN is needed; the tests skip otherwise).
+A real instrumented service (the demo shop under uvicorn on 127.0.0.1) is scraped by
+the real stack. Alertmanager is stopped for OUTAGE seconds: 20 here, the two minutes of
+the robustness table with ``GLASSBOX_SOAK=1``. The full disk is a tmpfs of its own,
+mounted under the test's temporary directory (root or CAP_SYS_ADMIN is needed; those
+tests skip otherwise). A hanging dependency is a SIGSTOPped Redis behind the shop;
+``tests/health/test_datastores.py`` covers one that accepts and never answers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import itertools
 import logging
 import os
 import shutil
@@ -14,18 +20,32 @@ import smtplib
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from glassbox.console.store import LogRecord, TelemetryStore
 from glassbox.local.inbox import Inbox
+from glassbox.local.stack import LocalPorts, LocalStack
+from tests.conftest import free_port, stop_process, wait_for
+from tests.local.conftest import needs_stack
 
-DISK_SIZE = "64m"
+pytestmark = [pytest.mark.slow, needs_stack]
+
 ROOT = Path(__file__).resolve().parents[2]
+SOAK = os.environ.get("GLASSBOX_SOAK", "") not in ("", "0")
+OUTAGE = 120.0 if SOAK else 20.0
+SCRAPE = 1.0  # the configs' scrape and evaluation interval, seconds
+# A (re)started Prometheus scrapes first on its scrape manager's reload tick, at least
+# 5 s after start in Prometheus 2.x (scrape/manager.go, reloader()): part of a restart.
+RELOAD_TICK = 5.0
+DISK_SIZE = "64m"
 
 QUIET = """\
 [prometheus]
@@ -41,6 +61,261 @@ name = "hook"
 kind = "webhook"
 url = "http://127.0.0.1:9/hook"
 """
+
+SHOP = """\
+[prometheus]
+scrape_interval = "1s"
+evaluation_interval = "1s"
+
+[[services]]
+name = "shop"
+targets = ["127.0.0.1:{port}"]
+
+[services.alerts]
+window = "10s"
+error_for = "2s"
+dependency_for = "2s"
+
+[[receivers]]
+name = "hook"
+kind = "webhook"
+url = "http://127.0.0.1:9/hook"
+
+[routing]
+group_by = ["alertname", "service"]
+group_wait = "1s"
+group_interval = "1s"
+repeat_interval = "1h"
+"""
+
+# the shop, and a service nobody runs; every alert goes to both receivers
+ALERTING = """\
+[prometheus]
+scrape_interval = "1s"
+evaluation_interval = "1s"
+
+[[services]]
+name = "shop"
+targets = ["127.0.0.1:{port}"]
+
+[services.alerts]
+window = "10s"
+error_for = "2s"
+
+[[services]]
+name = "ghost"
+targets = ["127.0.0.1:9"]
+
+[services.alerts]
+down_for = "2s"
+instance_down_for = "2s"
+
+[[receivers]]
+name = "oncall"
+kind = "pagerduty"
+routing_key = {{ env = "UNSET_IN_TESTS_PD" }}
+
+[[receivers]]
+name = "team-slack"
+kind = "slack"
+api_url = {{ env = "UNSET_IN_TESTS_SLACK" }}
+
+[routing]
+default_receiver = "team-slack"
+group_by = ["alertname", "service"]
+group_wait = "1s"
+group_interval = "1s"
+repeat_interval = "1h"
+
+[[routing.routes]]
+matchers = ['service=~".+"']
+receivers = ["oncall", "team-slack"]
+"""
+RECEIVERS = {"oncall", "team-slack"}
+
+UP_SHOP = 'up{job="shop"}'
+SHOP_COUNTER = (
+    'http_requests_total{job="shop",method="GET",route="/api/items/{item_id}",status="200"}'
+)
+
+
+# -- the service, the stack, and what Prometheus and Alertmanager say --------------------
+
+
+class Shop:
+    """The demo shop under uvicorn on 127.0.0.1."""
+
+    def __init__(self, log: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "glassbox.demo.app:create_app", "--factory",
+             "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log"],
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT / "src"), **env},
+        )  # fmt: skip
+        wait_for(lambda: answers(f"{self.url}/health/live"), 30, "the shop to start")
+
+    def faults(self, error_ratio: float = 0.0) -> None:
+        response = httpx.put(
+            f"{self.url}/admin/faults", json={"error_ratio": error_ratio}, timeout=5
+        )
+        assert response.status_code == 200, response.text
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+def answers(url: str, status: int = 200) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == status
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
+    served = Shop(tmp_path_factory.mktemp("shop") / "shop.log")
+    yield served
+    served.stop()
+
+
+@pytest.fixture
+def traffic(shop: Shop) -> Iterator[None]:
+    """About 20 requests a second to the shop while the test runs."""
+    shop.faults()
+    done = threading.Event()
+
+    def run() -> None:
+        with httpx.Client(base_url=shop.url, timeout=5) as client:
+            i = 0
+            while not done.wait(0.05):
+                i += 1
+                with contextlib.suppress(httpx.HTTPError):
+                    client.get(f"/api/items/{i % 50}")
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    yield
+    done.set()
+    thread.join(10)
+    shop.faults()
+
+
+@pytest.fixture
+def stacks() -> Iterator[list[LocalStack]]:
+    """Stacks started by a test; all stopped at teardown."""
+    started: list[LocalStack] = []
+    yield started
+    for stack in started:
+        stack.stop()
+
+
+def start_stack(
+    stacks: list[LocalStack], config: Path, text: str | None = None, **kw: Any
+) -> LocalStack:
+    if text is not None:
+        config.write_text(text)
+    stack = LocalStack(config, ports=LocalPorts(0, 0, 0, 0, 0), **kw)
+    stacks.append(stack)
+    stack.start(watch=False)
+    return stack
+
+
+def prom(stack: LocalStack, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+    params: dict[str, str | float] = {"query": expr}
+    if at is not None:
+        params["time"] = at
+    try:
+        body = httpx.get(f"{stack.prometheus_url}/api/v1/query", params=params, timeout=5)
+        result: list[dict[str, Any]] = body.json()["data"]["result"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        return []  # not answering, or 503 while it replays its WAL
+    return result
+
+
+def samples(
+    stack: LocalStack, selector: str, seconds: float, at: float | None = None
+) -> list[tuple[float, float]]:
+    """The raw samples of one series: (time, value), oldest first.
+
+    Raw, not query_range: a range query fills up to 5 minutes of lookback, so it would
+    hide the very gaps looked for here.
+    """
+    result = prom(stack, f"{selector}[{int(seconds)}s]", at)
+    if not result:
+        return []
+    assert len(result) == 1, result
+    return [(float(t), float(v)) for t, v in result[0]["values"]]
+
+
+def largest_gap(points: list[tuple[float, float]]) -> float:
+    return max(b[0] - a[0] for a, b in itertools.pairwise(points))
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    """The sum of one metric's samples on a /metrics page, matching ``labels``."""
+    total = 0.0
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    for line in text.splitlines():
+        if not line.startswith((f"{name} ", f"{name}{{")):
+            continue
+        head, _, value = line.rpartition(" ")
+        if all(f'{k}="{v}"' in head for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
+def firing(stack: LocalStack) -> set[tuple[str, str]]:
+    """(alertname, service) of every alert Prometheus holds firing."""
+    return {
+        (r["metric"]["alertname"], r["metric"].get("service", ""))
+        for r in prom(stack, 'ALERTS{alertstate="firing"}')
+    }
+
+
+def alertmanager_alerts(stack: LocalStack) -> list[dict[str, Any]]:
+    response = httpx.get(f"{stack.alertmanager_url}/api/v2/alerts", timeout=5)
+    alerts: list[dict[str, Any]] = response.json()
+    return alerts
+
+
+def firing_deliveries(stack: LocalStack) -> dict[tuple[str, str], int]:
+    """How many firing notifications each (receiver, alertname) got."""
+    assert stack.inbox is not None
+    counts: dict[tuple[str, str], int] = {}
+    for delivery in stack.inbox.deliveries():
+        if delivery.status == "firing":
+            for name in delivery.alertnames:
+                key = (delivery.receiver, name)
+                counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def resent(stack: LocalStack, batches: int) -> None:
+    """Wait until Prometheus has sent its firing alerts ``batches`` more times."""
+    url = stack.prometheus_url
+    start = metric(url, "prometheus_notifications_sent_total")
+    alerts = len(firing(stack))
+    wait_for(
+        lambda: metric(url, "prometheus_notifications_sent_total") >= start + batches * alerts,
+        60,
+        f"Prometheus to resend its alerts {batches} times",
+    )
+
+
+def assert_each_delivered_once(stack: LocalStack, fired: set[tuple[str, str]]) -> None:
+    """Every alert that fired reached each receiver once, or is muted by one that did."""
+    active = alertmanager_alerts(stack)
+    held = {(a["labels"]["alertname"], a["labels"].get("service", "")) for a in active}
+    assert fired <= held, f"lost between Prometheus and Alertmanager: {fired - held}"
+    notified = {a["labels"]["alertname"] for a in active if not a["status"]["inhibitedBy"]}
+    muted = {a["labels"]["alertname"] for a in active if a["status"]["inhibitedBy"]}
+    expected = {(receiver, name): 1 for receiver in RECEIVERS for name in notified}
+    assert {n for n, _ in fired} <= notified | muted
+    assert firing_deliveries(stack) == expected
 
 
 @pytest.fixture
@@ -161,3 +436,98 @@ def test_the_telemetry_store_on_a_full_disk_keeps_what_it_had(small_disk: Path) 
         assert sum(r.message == "before" for r in found) == 50
     finally:
         store.close()
+
+
+# -- the data disk full ---------------------------------------------------------------------
+
+
+def said(events: list[tuple[str, str]], name: str, text: str) -> bool:
+    return any(n == name and text in m for n, m in events)
+
+
+def post_alert(stack: LocalStack, name: str) -> None:
+    now = datetime.now(UTC)
+    alert = {
+        "labels": {"alertname": name, "severity": "critical", "service": "shop"},
+        "annotations": {"summary": name},
+        "startsAt": now.isoformat(),
+        "endsAt": (now + timedelta(minutes=10)).isoformat(),
+    }
+    response = httpx.post(f"{stack.alertmanager_url}/api/v2/alerts", json=[alert], timeout=5)
+    assert response.status_code == 200, response.text
+
+
+def named(name: str) -> Any:
+    return lambda d: name in d.alertnames
+
+
+def test_a_full_data_disk_is_named_and_loses_only_what_came_meanwhile(
+    tmp_path: Path, small_disk: Path, shop: Shop, traffic: None, stacks: list[LocalStack]
+) -> None:
+    """While full: events name the disk, notifications wait. After: all of it kept."""
+    events: list[tuple[str, str]] = []
+    config = tmp_path / "glassbox.toml"
+    state = small_disk / "state"
+    stack = start_stack(
+        stacks,
+        config,
+        SHOP.format(port=shop.port),
+        state_dir=state,
+        on_event=lambda name, message: events.append((name, message)),
+    )
+    assert stack.supervisor is not None
+    assert stack.inbox is not None
+    wait_for(lambda: len(samples(stack, UP_SHOP, 60)) >= 3, 30, "the first scrapes")
+    full_at = time.time()
+    ballast = fill(small_disk)
+    wait_for(
+        lambda: said(events, "data", f"no space left on the disk of {stack.data_dir}"),
+        10,
+        "the full disk named",
+    )
+    post_alert(stack, "WhileFull")
+    # long enough for Prometheus to fail many WAL writes (one may be left torn)
+    wait_for(
+        lambda: (
+            metric(stack.prometheus_url, "prometheus_tsdb_wal_writes_failed_total") >= 40
+            and metric(stack.alertmanager_url, "alertmanager_notifications_failed_total") > 0
+        ),
+        60,
+        "failed WAL writes and a refused notification",
+    )
+    assert stack.inbox.deliveries() == []
+    ballast.unlink()
+    back_at = time.time()
+    wait_for(lambda: said(events, "data", "space is back"), 10, "space noticed")
+    wait_for(
+        lambda: (
+            said(events, "prometheus", "repairs its WAL")
+            and stack.supervisor.restarts("prometheus") == 1  # type: ignore[union-attr]
+            and answers(f"{stack.prometheus_url}/-/ready")
+        ),
+        30,
+        "Prometheus restarted",
+    )
+    restarted_at = time.time()
+    stack.inbox.wait_for(named("WhileFull"), 30)
+    wait_for(
+        lambda: sum(t > restarted_at for t, _ in samples(stack, UP_SHOP, 120)) >= 3,
+        30,
+        "scrapes after the restart",
+    )
+    stopped_at = time.time()
+    kept = samples(stack, UP_SHOP, 300, at=stopped_at)
+    stack.stop()
+
+    again = start_stack(stacks, config, state_dir=state)
+    assert again.inbox is not None
+    answered = samples(again, UP_SHOP, 300, at=stopped_at)
+    assert set(kept) <= set(answered), sorted(set(kept) - set(answered))
+    assert answered[0][0] < full_at
+    assert largest_gap(answered) <= restarted_at - full_at + RELOAD_TICK + 2 * SCRAPE
+    assert metric(again.prometheus_url, "prometheus_tsdb_wal_corruptions_total") == 0
+    assert len(again.inbox.deliveries()) == 1
+    with sqlite3.connect(state / "data" / "inbox.sqlite") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    assert answers(f"{again.alertmanager_url}/-/ready")
+    assert back_at - full_at > 0
