@@ -438,6 +438,49 @@ def test_the_telemetry_store_on_a_full_disk_keeps_what_it_had(small_disk: Path) 
         store.close()
 
 
+# -- the inbox restarted --------------------------------------------------------------------
+
+
+def test_notifications_refused_while_the_inbox_is_down_arrive_once_it_is_back(
+    tmp_path: Path, shop: Shop, stacks: list[LocalStack]
+) -> None:
+    stack = start_stack(stacks, tmp_path / "glassbox.toml", ALERTING.format(port=shop.port))
+    inbox = stack.inbox
+    assert inbox is not None
+    url = inbox.http_url
+    stack.stop_inbox()
+    assert not answers(f"{url}/api/health")
+    wait_for(lambda: ("ServiceDown", "ghost") in firing(stack), 60, "ServiceDown firing")
+    for integration in ("pagerduty", "slack"):
+        wait_for(
+            lambda i=integration: (
+                metric(  # type: ignore[misc]
+                    stack.alertmanager_url, "alertmanager_notifications_failed_total", integration=i
+                )
+                > 0
+            ),
+            30,
+            f"Alertmanager failing to reach the {integration} inbox",
+        )
+    assert inbox.deliveries() == []
+    stack.start_inbox()
+    assert stack.inbox is inbox
+    assert inbox.http_url == url
+    wait_for(
+        lambda: {(r, "ServiceDown") for r in RECEIVERS} <= set(firing_deliveries(stack)),
+        60,
+        "the retried notifications",
+    )
+    resent(stack, 3)
+    assert_each_delivered_once(stack, firing(stack))
+    before = inbox.deliveries()
+    stack.restart_inbox()
+    assert answers(f"{url}/api/health")
+    assert inbox.deliveries() == before
+    shown = httpx.get(f"{stack.console_url}/api/inbox", timeout=5).json()
+    assert "ServiceDown" in str(shown)
+
+
 # -- the data disk full ---------------------------------------------------------------------
 
 

@@ -279,15 +279,7 @@ class LocalStack:
         for sub in ("prometheus", "alertmanager"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
         if not self.real_receivers:
-            from glassbox.local.inbox import Inbox
-
-            self.inbox = Inbox(
-                self.data_dir / "inbox.sqlite",
-                http_port=self.ports.inbox,
-                smtp_port=self.ports.smtp,
-            )
-            self.inbox.start()
-            self.on_event("inbox", f"ready on {self.inbox.http_url}")
+            self.start_inbox()
         self.supervisor = Supervisor(self.specs(config), on_event=self.on_event)
         try:
             self.ready_seconds = self.supervisor.start(timeout=timeout)
@@ -371,6 +363,36 @@ class LocalStack:
             with contextlib.suppress(Exception):
                 self.store.close()
             self.store = None
+
+    def start_inbox(self) -> None:
+        """Serve the inbox on its ports and store (again, after :meth:`stop_inbox`)."""
+        if self.real_receivers:
+            raise RuntimeError("no inbox: this stack delivers to the real receivers")
+        if self.inbox is None:
+            from glassbox.local.inbox import Inbox
+
+            self.inbox = Inbox(
+                self.data_dir / "inbox.sqlite",
+                http_port=self.ports.inbox,
+                smtp_port=self.ports.smtp,
+            )
+        self.inbox.start()
+        self.on_event("inbox", f"ready on {self.inbox.http_url}")
+
+    def stop_inbox(self) -> None:
+        """Stop serving the inbox; its deliveries stay readable.
+
+        Meanwhile Alertmanager's notifications fail and are retried; after
+        :meth:`start_inbox` they arrive.
+        """
+        if self.inbox is not None and self.inbox.running:
+            self.inbox.stop()
+            self.on_event("inbox", "stopped")
+
+    def restart_inbox(self) -> None:
+        """Stop the inbox and serve it again on the same ports and store."""
+        self.stop_inbox()
+        self.start_inbox()
 
     def _stop_inbox(self) -> None:
         if self.inbox is not None:
