@@ -16,6 +16,7 @@ import itertools
 import logging
 import os
 import shutil
+import signal
 import smtplib
 import sqlite3
 import subprocess
@@ -438,6 +439,78 @@ def test_the_telemetry_store_on_a_full_disk_keeps_what_it_had(small_disk: Path) 
         store.close()
 
 
+# -- Prometheus killed --------------------------------------------------------------------
+
+
+def test_a_killed_prometheus_is_back_with_no_gap_beyond_its_restart(
+    tmp_path: Path, shop: Shop, traffic: None, stacks: list[LocalStack]
+) -> None:
+    """SIGKILL: restarted; the samples' gap is the restart (to ready, then Prometheus' first
+    reload tick) plus 2 scrapes."""
+    stack = start_stack(stacks, tmp_path / "glassbox.toml", SHOP.format(port=shop.port))
+    supervisor = stack.supervisor
+    assert supervisor is not None
+    wait_for(lambda: len(samples(stack, SHOP_COUNTER, 60)) >= 5, 30, "five scrapes of the shop")
+    pid = supervisor.pid("prometheus")
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    killed = time.time()
+    wait_for(
+        lambda: (
+            supervisor.restarts("prometheus") >= 1 and answers(f"{stack.prometheus_url}/-/ready")
+        ),
+        30,
+        "Prometheus restarted and ready",
+    )
+    restart = time.time() - killed
+    wait_for(
+        lambda: sum(t > killed + restart for t, _ in samples(stack, UP_SHOP, 120)) >= 3,
+        30,
+        "three scrapes after the restart",
+    )
+    for selector in (UP_SHOP, SHOP_COUNTER):
+        points = samples(stack, selector, 120)
+        assert points[0][0] < killed < points[-1][0], (selector, points)
+        assert largest_gap(points) <= restart + RELOAD_TICK + 2 * SCRAPE, (selector, restart)
+    counter = [v for _, v in samples(stack, SHOP_COUNTER, 120)]
+    assert counter == sorted(counter), "the counter went back across the restart"
+
+
+# -- Alertmanager stopped -------------------------------------------------------------------
+
+
+def test_alerts_raised_while_alertmanager_is_stopped_are_delivered_once_each(
+    tmp_path: Path, shop: Shop, traffic: None, stacks: list[LocalStack]
+) -> None:
+    """SIGSTOP for OUTAGE seconds while alerts start firing; after SIGCONT each arrives once."""
+    stack = start_stack(stacks, tmp_path / "glassbox.toml", ALERTING.format(port=shop.port))
+    assert stack.supervisor is not None
+    assert stack.inbox is not None
+    pid = stack.supervisor.pid("alertmanager")
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        shop.faults(error_ratio=1.0)
+        wanted = {("ServiceDown", "ghost"), ("ServiceHighErrorRatio", "shop")}
+        wait_for(lambda: wanted <= firing(stack), 60, f"{wanted} firing in Prometheus")
+        # the outage itself: Alertmanager stays stopped this long
+        time.sleep(max(0.0, OUTAGE - (time.monotonic() - stopped)))
+        fired = firing(stack)
+        assert stack.inbox.deliveries() == []
+        assert metric(stack.prometheus_url, "prometheus_notifications_errors_total") > 0
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_for(
+        lambda: {(r, n) for r in RECEIVERS for n, _ in wanted} <= set(firing_deliveries(stack)),
+        60,
+        "the notifications after Alertmanager came back",
+    )
+    resent(stack, 3)
+    assert firing(stack) == fired  # nothing resolved or newly fired meanwhile
+    assert_each_delivered_once(stack, fired)
+
+
 # -- the inbox restarted --------------------------------------------------------------------
 
 
@@ -574,3 +647,41 @@ def test_a_full_data_disk_is_named_and_loses_only_what_came_meanwhile(
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     assert answers(f"{again.alertmanager_url}/-/ready")
     assert back_at - full_at > 0
+
+
+# -- a dependency that hangs ----------------------------------------------------------------
+
+
+def test_a_hanging_dependency_costs_readiness_its_timeout_and_never_the_scrape(
+    tmp_path: Path, redis_server: Any, stacks: list[LocalStack]
+) -> None:
+    """Redis frozen (SIGSTOP) behind the shop: /health/ready in timeout + 100 ms, scrapes go on."""
+    served = Shop(tmp_path / "shop.log", DEMO_REDIS_URL=redis_server.url)
+    try:
+        stack = start_stack(stacks, tmp_path / "glassbox.toml", SHOP.format(port=served.port))
+        wait_for(lambda: answers(f"{served.url}/health/ready"), 30, "the shop ready")
+        wait_for(lambda: len(samples(stack, UP_SHOP, 60)) >= 3, 30, "the first scrapes")
+        os.kill(redis_server.proc.pid, signal.SIGSTOP)
+        frozen = time.time()
+        try:
+            for _ in range(3):
+                started = time.perf_counter()
+                ready = httpx.get(f"{served.url}/health/ready", timeout=5)
+                assert time.perf_counter() - started < 0.5 + 0.1  # the demo's Redis timeout
+                assert ready.status_code == 503
+            wait_for(
+                lambda: ("DependencyUnhealthy", "shop") in firing(stack),
+                30,
+                "DependencyUnhealthy firing",
+            )
+            points = samples(stack, UP_SHOP, 120)
+            assert [v for t, v in points if t > frozen]
+            assert all(v == 1 for _, v in points)
+            assert largest_gap(points) <= 2 * SCRAPE
+            durations = prom(stack, 'max_over_time(scrape_duration_seconds{job="shop"}[30s])')
+            assert float(durations[0]["value"][1]) < 0.5
+        finally:
+            os.kill(redis_server.proc.pid, signal.SIGCONT)
+        wait_for(lambda: answers(f"{served.url}/health/ready"), 30, "ready again")
+    finally:
+        served.stop()
