@@ -30,11 +30,12 @@ from typing import Any
 
 import httpx
 import pytest
+from benchmarks.soak import start_service, stop_service
 
 from glassbox.console.store import LogRecord, TelemetryStore
 from glassbox.local.inbox import Inbox
 from glassbox.local.stack import LocalPorts, LocalStack
-from tests.conftest import free_port, stop_process, wait_for
+from tests.conftest import wait_for
 from tests.local.conftest import needs_stack
 
 pytestmark = [pytest.mark.slow, needs_stack]
@@ -147,17 +148,8 @@ class Shop:
     """The demo shop under uvicorn on 127.0.0.1."""
 
     def __init__(self, log: Path, **env: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "glassbox.demo.app:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log"],
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT / "src"), **env},
-        )  # fmt: skip
-        wait_for(lambda: answers(f"{self.url}/health/live"), 30, "the shop to start")
+        self.proc, self.url = start_service(log, **env)
+        self.port = int(self.url.rsplit(":", 1)[1])
 
     def faults(self, error_ratio: float = 0.0) -> None:
         response = httpx.put(
@@ -166,7 +158,7 @@ class Shop:
         assert response.status_code == 200, response.text
 
     def stop(self) -> None:
-        stop_process(self.proc)
+        stop_service(self.proc)
 
 
 def answers(url: str, status: int = 200) -> bool:
