@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ import pytest
 from benchmarks.soak import start_service, stop_service
 
 from glassbox.console.store import LogRecord, TelemetryStore
-from glassbox.local.inbox import Inbox
+from glassbox.local.inbox import Delivery, Inbox
 from glassbox.local.stack import LocalPorts, LocalStack
 from tests.conftest import wait_for
 from tests.local.conftest import needs_stack
@@ -565,8 +565,11 @@ def post_alert(stack: LocalStack, name: str) -> None:
     assert response.status_code == 200, response.text
 
 
-def named(name: str) -> Any:
-    return lambda d: name in d.alertnames
+def named(name: str) -> Callable[[Delivery], bool]:
+    def has(delivery: Delivery) -> bool:
+        return name in delivery.alertnames
+
+    return has
 
 
 def test_a_full_data_disk_is_named_and_loses_only_what_came_meanwhile(
@@ -638,7 +641,7 @@ def test_a_full_data_disk_is_named_and_loses_only_what_came_meanwhile(
     with sqlite3.connect(state / "data" / "inbox.sqlite") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     assert answers(f"{again.alertmanager_url}/-/ready")
-    assert back_at - full_at > 0
+    assert restarted_at - back_at < 10  # lost after space is back: seconds, not all since
 
 
 # -- a dependency that hangs ----------------------------------------------------------------
