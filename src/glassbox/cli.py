@@ -136,7 +136,7 @@ def up(
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
         stack.start()
-    except (ConfigurationError, SupervisorError) as exc:
+    except (ConfigurationError, SupervisorError, OSError) as exc:
         raise _fail(str(exc)) from None
     typer.echo(f"Prometheus    {stack.prometheus_url}")
     typer.echo(f"Alertmanager  {stack.alertmanager_url}")

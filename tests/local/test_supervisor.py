@@ -123,3 +123,24 @@ def test_children_die_with_a_killed_parent(tmp_path: Path) -> None:
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+def test_restart_on_request_starts_it_again_at_once(tmp_path: Path) -> None:
+    events: list[tuple[str, str]] = []
+    supervisor = Supervisor([server_spec(tmp_path)], on_event=lambda n, m: events.append((n, m)))
+    supervisor.start(timeout=20)
+    try:
+        first = supervisor.pid("web")
+        assert first is not None
+        supervisor.restart("web")
+        second = supervisor.pid("web")
+        assert second is not None
+        assert second != first
+        assert gone(first)
+        assert supervisor.restarts("web") == 1
+        wait_for(lambda: supervisor.state("web") == "ready", 20, "ready again")
+        assert ("web", "restarted on request (restart #1)") in events
+        assert not any("exited" in m for _, m in events)  # not taken for a crash
+    finally:
+        supervisor.stop()
+    assert gone(second)

@@ -429,13 +429,17 @@ class TelemetryStore:
             if self._closed:
                 raise RuntimeError("the telemetry store is closed")
             conn = self._writer
+            counts = (self._span_count, self._log_count)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # nothing was stored (a failed COMMIT, e.g. disk full, rolled back already)
+                self._span_count, self._log_count = counts
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
     # -- writing ------------------------------------------------------------------
 

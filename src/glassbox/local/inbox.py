@@ -73,6 +73,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import logging
 import re
@@ -385,6 +386,7 @@ class _Store:
 
     def __init__(self, path: Path, keep: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
         self._keep = keep
         self._lock = threading.Lock()
         try:
@@ -395,6 +397,8 @@ class _Store:
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
+            if exc.sqlite_errorcode == sqlite3.SQLITE_FULL:
+                raise _no_space(path) from exc
             raise OSError(f"the inbox store {path} cannot be opened: {exc}") from exc
 
     def add(self, receiver: str, kind: Kind, body: dict[str, Any]) -> Delivery:
@@ -411,23 +415,30 @@ class _Store:
             orjson.dumps(body).decode(),
         )
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                cursor = self._conn.execute(
-                    "INSERT INTO deliveries"
-                    " (time, receiver, kind, status, alertnames, severity, title, payload)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    row,
-                )
-                self._conn.execute(
-                    "DELETE FROM deliveries WHERE id <="
-                    " (SELECT id FROM deliveries ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                    (self._keep,),
-                )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    cursor = self._conn.execute(
+                        "INSERT INTO deliveries"
+                        " (time, receiver, kind, status, alertnames, severity, title, payload)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        row,
+                    )
+                    self._conn.execute(
+                        "DELETE FROM deliveries WHERE id <="
+                        " (SELECT id FROM deliveries ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                        (self._keep,),
+                    )
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    # a failed COMMIT (disk full) may have rolled back already
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_FULL:
+                    raise
+                raise _no_space(self._path) from exc
         return Delivery(
             id=int(cursor.lastrowid or 0),
             time=datetime.fromtimestamp(now, UTC),
@@ -469,6 +480,14 @@ class _Store:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _no_space(path: Path) -> OSError:
+    return OSError(
+        errno.ENOSPC,
+        f"no space left on device for the inbox store {path}; deliveries are refused"
+        " with a 5xx, so Alertmanager retries them once space is freed",
+    )
 
 
 def _delivery(row: tuple[Any, ...]) -> Delivery:
@@ -555,6 +574,9 @@ def _guarded(error: Callable[[], Response]) -> Callable[[Handler], Handler]:
                 return await handler(request)
             except ClientDisconnect:
                 return Response(status_code=400)
+            except OSError as exc:  # the store cannot write (disk full): say so in one line
+                log.error("inbox: %s %s not recorded: %s", request.method, request.url.path, exc)
+                return error()
             except Exception:
                 log.exception("inbox: %s %s failed", request.method, request.url.path)
                 return error()
@@ -966,6 +988,9 @@ class _SmtpHandler:
                 raw = raw.encode("utf-8", "surrogateescape")
             fields = _email_fields(envelope.mail_from, list(envelope.rcpt_tos), raw)
             await asyncio.to_thread(self._store.add, _email_receiver(fields), "email", fields)
+        except OSError as exc:
+            log.error("inbox: an email not recorded: %s", exc)
+            return "451 Requested action aborted: local error in processing"
         except Exception:
             log.exception("inbox: cannot record an email")
             return "451 Requested action aborted: local error in processing"

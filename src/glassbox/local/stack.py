@@ -8,6 +8,10 @@ differ: a runtime ``prometheus.yml`` and ``alertmanager.yml`` under
 inbox unless ``real_receivers`` (then secrets are copied from their environment
 variables or files into ``.glassbox/run/*/secrets/``, mode 0600). Data lives in
 ``.glassbox/data/`` and survives a restart.
+
+When the disk of the data directory fills up, an event names it; when space is back,
+Prometheus is restarted if it failed to write its WAL meanwhile (see
+:meth:`LocalStack._repair_prometheus_wal`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import httpx
 import yaml
 
 from glassbox.exceptions import ConfigurationError
+from glassbox.local.disk import SpaceWatch, check_space
 from glassbox.local.supervisor import ChildSpec, Supervisor
 from glassbox.stack.build import MANIFEST, render_stack, write_stack
 from glassbox.stack.components import collect
@@ -107,10 +112,16 @@ def _write_secret(path: Path, value: str) -> None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``text`` through a temporary file; on failure, an OSError naming ``path``."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 @dataclass(slots=True)
@@ -127,6 +138,7 @@ class LocalStack:
     inbox: Any = None
     store: Any = None
     console: Any = None
+    space: SpaceWatch | None = None
     ready_seconds: dict[str, float] = field(default_factory=dict)
     _watch_stop: threading.Event = field(default_factory=threading.Event)
     _watcher: threading.Thread | None = None
@@ -256,21 +268,18 @@ class LocalStack:
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self, *, timeout: float = 30.0, watch: bool = True) -> dict[str, float]:
-        """Build, start the inbox and the children, wait until ready; seconds to ready."""
+        """Build, start the inbox and the children, wait until ready; seconds to ready.
+
+        Raises ``OSError(ENOSPC)`` naming the state directory, before writing anything,
+        when its disk is full.
+        """
         self.ports = self.ports.resolved()
+        check_space(self.state, "glassbox up")
         config = self.prepare()
         for sub in ("prometheus", "alertmanager"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
         if not self.real_receivers:
-            from glassbox.local.inbox import Inbox
-
-            self.inbox = Inbox(
-                self.data_dir / "inbox.sqlite",
-                http_port=self.ports.inbox,
-                smtp_port=self.ports.smtp,
-            )
-            self.inbox.start()
-            self.on_event("inbox", f"ready on {self.inbox.http_url}")
+            self.start_inbox()
         self.supervisor = Supervisor(self.specs(config), on_event=self.on_event)
         try:
             self.ready_seconds = self.supervisor.start(timeout=timeout)
@@ -282,6 +291,7 @@ class LocalStack:
         except BaseException:
             self.stop()
             raise
+        self.space = SpaceWatch(self.data_dir, self._space_changed).start()
         if watch:
             self._watcher = threading.Thread(
                 target=self._watch_config, name="glassbox-config-watch", daemon=True
@@ -336,6 +346,9 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop everything; no child is left behind."""
+        if self.space is not None:
+            self.space.stop()
+            self.space = None
         self._watch_stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
@@ -351,11 +364,84 @@ class LocalStack:
                 self.store.close()
             self.store = None
 
+    def start_inbox(self) -> None:
+        """Serve the inbox on its ports and store (again, after :meth:`stop_inbox`)."""
+        if self.real_receivers:
+            raise RuntimeError("no inbox: this stack delivers to the real receivers")
+        if self.inbox is None:
+            from glassbox.local.inbox import Inbox
+
+            self.inbox = Inbox(
+                self.data_dir / "inbox.sqlite",
+                http_port=self.ports.inbox,
+                smtp_port=self.ports.smtp,
+            )
+        self.inbox.start()
+        self.on_event("inbox", f"ready on {self.inbox.http_url}")
+
+    def stop_inbox(self) -> None:
+        """Stop serving the inbox; its deliveries stay readable.
+
+        Meanwhile Alertmanager's notifications fail and are retried; after
+        :meth:`start_inbox` they arrive.
+        """
+        if self.inbox is not None and self.inbox.running:
+            self.inbox.stop()
+            self.on_event("inbox", "stopped")
+
+    def restart_inbox(self) -> None:
+        """Stop the inbox and serve it again on the same ports and store."""
+        self.stop_inbox()
+        self.start_inbox()
+
     def _stop_inbox(self) -> None:
         if self.inbox is not None:
             with contextlib.suppress(Exception):
                 self.inbox.stop()
             self.inbox = None
+
+    def _space_changed(self, full: bool, free: int) -> None:
+        if full:
+            self.on_event(
+                "data",
+                f"no space left on the disk of {self.data_dir} ({free // 1024} KiB free):"
+                " Prometheus drops samples and the inbox refuses notifications (Alertmanager"
+                " retries them) until space is freed",
+            )
+            return
+        self.on_event(
+            "data", f"space is back on the disk of {self.data_dir} ({free >> 20} MiB free)"
+        )
+        self._repair_prometheus_wal()
+
+    def _repair_prometheus_wal(self) -> None:
+        """Restart Prometheus if it failed to write its WAL, so that it repairs it now.
+
+        A failed write can leave a torn record in the WAL; at its next start Prometheus
+        drops everything written after it (prometheus/prometheus#13027). Restarting
+        right away loses the seconds since space came back, not all data since.
+        """
+        if self.supervisor is None:
+            return
+        try:
+            text = httpx.get(f"{self.prometheus_url}/metrics", timeout=5).text
+        except httpx.HTTPError:
+            return
+        failed = next(
+            (
+                float(line.rpartition(" ")[2])
+                for line in text.splitlines()
+                if line.startswith("prometheus_tsdb_wal_writes_failed_total ")
+            ),
+            0.0,
+        )
+        if failed > 0:
+            self.on_event(
+                "prometheus",
+                f"{failed:.0f} WAL writes failed while the disk was full; restarting it"
+                " so that it repairs its WAL now",
+            )
+            self.supervisor.restart("prometheus")
 
     def _watch_config(self) -> None:
         def stamp() -> float:

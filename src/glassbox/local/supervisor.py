@@ -3,14 +3,16 @@
 Each child runs in its own process group and is asked (``PR_SET_PDEATHSIG``) to get
 SIGTERM if glassbox dies, so no orphan outlives ``glassbox up`` even after a SIGKILL.
 A child that exits while the supervisor runs is restarted after an exponential
-backoff (reset once it has stayed up for a minute); stop() sends SIGTERM to each
-process group and SIGKILL to whatever is left after the grace period.
+backoff (reset once it has stayed up for a minute); restart() stops one child and
+starts it again at once; stop() sends SIGTERM to each process group and SIGKILL to
+whatever is left after the grace period.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 import os
 import signal
 import subprocess
@@ -29,6 +31,19 @@ State = Literal["starting", "ready", "restarting", "stopped", "failed"]
 Event = Callable[[str, str], None]
 
 _PR_SET_PDEATHSIG = 1
+
+
+def _terminate(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM the process group, SIGKILL it after ``grace`` seconds."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
 
 
 class SupervisorError(RuntimeError):
@@ -148,6 +163,28 @@ class Supervisor:
                 child.log.close()
                 child.log = None
 
+    def restart(self, name: str, grace: float = 10.0) -> None:
+        """Stop one child (SIGTERM, SIGKILL after ``grace``) and start it again at once.
+
+        Not counted as a crash: no backoff. Returns once the new process runs; it is
+        ready when :meth:`state` says so.
+        """
+        child = self._children[name]
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            child.state = "restarting"
+            child.next_start = math.inf  # the watcher leaves it to us meanwhile
+            proc = child.proc
+        if proc is not None:
+            _terminate(proc, grace)
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            self._spawn(child)
+            child.restarts += 1
+        self._on_event(name, f"restarted on request (restart #{child.restarts})")
+
     # -- queries --------------------------------------------------------------------------
 
     def pid(self, name: str) -> int | None:
@@ -196,15 +233,15 @@ class Supervisor:
         with httpx.Client(timeout=1.0) as client:
             while not self._stopping.wait(self._poll):
                 for child in list(self._children.values()):
-                    self._check(client, child)
+                    with self._lock:  # restart() changes a child only under the lock
+                        self._check(client, child)
 
     def _check(self, client: httpx.Client, child: _Child) -> None:
         now = time.monotonic()
         proc = child.proc
         if child.state == "restarting":
             if now >= child.next_start and not self._stopping.is_set():
-                with self._lock:
-                    self._spawn(child)
+                self._spawn(child)
                 child.restarts += 1
                 self._on_event(child.spec.name, f"restarted (restart #{child.restarts})")
             return
