@@ -209,3 +209,10 @@ def test_the_starters_commented_dependency_settings_load() -> None:
 def test_a_kind_of_the_wrong_type_is_a_clear_error(kind: object) -> None:
     error = error_of(starter({"name": "db", "kind": kind, "targets": ["127.0.0.1:9187"]}))
     assert "dependencies[3].kind: Input should be" in error
+
+
+def test_an_odd_setting_name_is_quoted_in_the_error() -> None:
+    dependency = {"name": "db", "kind": "postgres", "targets": ["127.0.0.1:9187"]}
+    error = error_of(starter({**dependency, "alerts": {"\n": 1}}))
+    assert "alerts.'\\n' is not an alert setting of postgres dependency 'db'" in error
+    assert all(line.startswith("glassbox.toml: ") for line in error.splitlines()), error

@@ -940,7 +940,8 @@ def _kind_alerts(kind: str, name: Any, raw: Any) -> DependencyAlerts:
     unknown = sorted(str(key) for key in set(raw) - set(_setting_names(model)))
     if unknown:
         raise ValueError(
-            f"alerts.{unknown[0]} is not an alert setting of {kind} dependency {name!r};"
+            f"{_location(('alerts', unknown[0]))} is not an alert setting of {kind}"
+            f" dependency {name!r};"
             f" a {kind} dependency takes {allowed}"
         )
     try:
