@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from pydantic import BaseModel
 from glassbox.local.stack import LocalPorts, LocalStack
 from glassbox.stack.config import ALERT_SETTINGS, ServiceAlerts
 from glassbox.stack.render.grafana import dashboard_queries
+from glassbox.stack.verify import substitute_variables
 from tests.conftest import free_port, stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -303,15 +303,10 @@ class ExampleRun:
             for title, expr in dashboard_queries(path.read_text()):
                 if skip(expr):
                     continue
-                query = _substitute(expr)
+                query = substitute_variables(expr, rate_interval="1m")
                 if not self.query(query):
                     empty.append(f"{path.name} {title!r}: {query}")
         return empty
-
-
-def _substitute(expr: str) -> str:
-    expr = expr.replace("$__rate_interval", "1m").replace("$__range", "1h")
-    return re.sub(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?", ".*", expr)
 
 
 def _answers(url: str) -> bool:

@@ -23,6 +23,7 @@ import pytest
 
 from glassbox.local.stack import LocalPorts, LocalStack
 from glassbox.stack.render.grafana import dashboard_queries
+from glassbox.stack.verify import substitute_variables
 from tests.conftest import free_port, stop_process, wait_for
 
 NEEDED = (
@@ -172,16 +173,12 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _substitute(expr: str) -> str:
-    expr = expr.replace("$__rate_interval", "1m")
-    return re.sub(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?", ".*", expr)
-
-
 def _empty(base: str, queries: list[tuple[str, str, str]]) -> list[str]:
     empty = []
     with httpx.Client(timeout=10) as client:
         for where, title, expr in queries:
-            body = client.get(f"{base}/api/v1/query", params={"query": _substitute(expr)}).json()
+            query = substitute_variables(expr, rate_interval="1m")
+            body = client.get(f"{base}/api/v1/query", params={"query": query}).json()
             if body.get("status") != "success" or not body["data"]["result"]:
                 empty.append(f"{where} {title!r}: {expr} -> {body.get('error') or 'no data'}")
     return empty
@@ -240,7 +237,7 @@ def test_every_dashboard_query_returns_data_in_prometheus_and_victoriametrics(
             selector, label = match.groups()
             body = httpx.get(
                 f"{stack.prometheus_url}/api/v1/series",
-                params={"match[]": _substitute(selector)},
+                params={"match[]": substitute_variables(selector, rate_interval="1m")},
                 timeout=10,
             ).json()
             assert any(label in s for s in body["data"]), (path.name, text)

@@ -281,9 +281,12 @@ def _rules(root: Path, config: StackConfig, vocab: Vocabulary) -> Step:
     return step
 
 
-def _substitute(expr: str) -> str:
-    """Dashboard variables replaced so the query parses as PromQL."""
-    out = expr.replace("$__rate_interval", "5m").replace("${__rate_interval}", "5m")
+def substitute_variables(expr: str, rate_interval: str = "5m") -> str:
+    """Dashboard variables replaced so the query runs as PromQL: Grafana's interval
+    builtins by durations, every template variable by ``.*`` (all values)."""
+    out = expr.replace("$__rate_interval", rate_interval).replace(
+        "${__rate_interval}", rate_interval
+    )
     out = out.replace("$__interval", "1m").replace("$__range", "1h")
     return re.sub(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?", ".*", out)
 
@@ -301,7 +304,8 @@ def _dashboards(root: Path, vocab: Vocabulary) -> Step:
     for rel, text in files.items():
         for title, expr in dashboard_queries(text):
             queries += 1
-            step.problems += lint_expr(_substitute(expr), vocab, where=f"{rel} panel {title!r}")
+            where = f"{rel} panel {title!r}"
+            step.problems += lint_expr(substitute_variables(expr), vocab, where=where)
     step.detail = f"{len(files)} dashboards, {queries} queries"
     return step
 
