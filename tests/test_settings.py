@@ -29,6 +29,7 @@ def test_environment_and_argument_precedence(monkeypatch: pytest.MonkeyPatch) ->
         ("GLASSBOX_NAMESPACE", "my-app", "GLASSBOX_NAMESPACE"),
         ("GLASSBOX_BUCKETS", "[2, 1]", "strictly increasing"),
         ("GLASSBOX_METRICS_PATH", "metrics", "must start with '/'"),
+        ("GLASSBOX_LOG_LEVEL", "loud", "GLASSBOX_LOG_LEVEL=.*DEBUG"),
     ],
 )
 def test_bad_environment_names_the_variable(
@@ -37,6 +38,12 @@ def test_bad_environment_names_the_variable(
     monkeypatch.setenv(env, val)
     with pytest.raises(ConfigurationError, match=match):
         load_settings()
+
+
+def test_log_level_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GLASSBOX_LOG_LEVEL", "warning")
+    assert load_settings().log_level == "WARNING"
+    assert load_settings(log_level=" Debug ").log_level == "DEBUG"
 
 
 def test_bad_argument_names_the_argument() -> None:

@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     def _buckets(cls, value: tuple[float, ...]) -> tuple[float, ...]:
         return check_buckets(value)
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: object) -> object:
+        """``warning`` as well as ``WARNING``, as uvicorn and gunicorn spell it."""
+        return value.strip().upper() if isinstance(value, str) else value
+
     @field_validator("metrics_path", "health_prefix")
     @classmethod
     def _path(cls, value: str) -> str:

@@ -45,6 +45,7 @@ OUTPUT_OPTION = typer.Option(
 )
 
 
+OPENAPI_OUTPUT = typer.Option(None, "--output", "-o", help="Write here, not to stdout.")
 INIT_PATH = typer.Argument(Path("glassbox.toml"), help="Where to write the starter.")
 
 
@@ -226,6 +227,48 @@ def stack_verify(
         console.print(f"[red]{len(failed)} of {len(steps)} checks failed[/red]")
         raise typer.Exit(code=1)
     console.print(f"[green]all {len(steps)} checks passed[/green]")
+
+
+@app.command()
+def openapi(
+    what: str = typer.Argument(
+        "service", help="service: the health and metrics endpoints; console: the console API."
+    ),
+    output: Path | None = OPENAPI_OUTPUT,
+) -> None:
+    """Print the OpenAPI 3.1 document of glassbox's endpoints (for fuzzers, API gateways).
+
+    ``service`` follows the GLASSBOX_* environment (prefix, paths, protection) as
+    instrument() would; secrets never appear in it."""
+    import json
+
+    from glassbox.exceptions import ConfigurationError
+
+    if what == "service":
+        from glassbox.openapi import service_document
+
+        try:
+            document = service_document()
+        except ConfigurationError as exc:
+            raise _fail(str(exc)) from None
+    elif what == "console":
+        from glassbox.console.openapi import console_document
+
+        document = console_document()
+    else:
+        raise _fail(f"openapi: {what!r} is neither 'service' nor 'console'")
+    text = json.dumps(document, indent=2) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    temporary = output.with_name(f".{output.name}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(output)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise _fail(f"openapi: cannot write {output}: {exc.strerror}") from None
+    typer.echo(f"wrote {output}", err=True)
 
 
 def main() -> None:

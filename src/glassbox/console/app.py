@@ -71,6 +71,8 @@ from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, R
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from glassbox.console.openapi import MAX_RANGE_SECONDS, console_document
+from glassbox.console.store import LEVELS
 from glassbox.stack.config import StackConfig, duration_seconds
 
 __all__ = [
@@ -112,7 +114,7 @@ _SECURITY_HEADERS = (
 DEFAULT_ALLOWED_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 #: Time ranges the pages offer (any ``<n><unit>`` up to MAX_RANGE is accepted).
 RANGES = ("15m", "1h", "6h", "24h", "7d")
-MAX_RANGE = 90 * 86400.0
+MAX_RANGE = float(MAX_RANGE_SECONDS)
 #: Prometheus refuses a range query of more than 11,000 points per series.
 _MAX_POINTS = 11_000
 _MAX_SERIES = 200
@@ -123,7 +125,7 @@ _VAR_RE = re.compile(
     r"\$\{(?P<braced>\w+)(?::[^}]*)?\}|\[\[(?P<bracket>\w+)(?::[^\]]*)?\]\]|\$(?P<plain>\w+)"
 )
 _LABEL_VALUES_RE = re.compile(r"^\s*label_values\(\s*(?:(?P<sel>.*),\s*)?(?P<label>\w+)\s*\)\s*\Z")
-_RANGE_RE = re.compile(r"^(?:now-)?(\d+)(ms|s|m|h|d|w|y)\Z")
+_RANGE_RE = re.compile(r"^(?:now-)?([1-9][0-9]*)(ms|s|m|h|d|w|y)\Z")
 _LEGEND_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _REGEX_SPECIAL = re.compile(r"[\\^$.|?*+()\[\]{}]")
 _ALL = "$__all"
@@ -184,7 +186,7 @@ def format_duration(seconds: float) -> str:
 
 def parse_range(value: str | None, default: str = "6h") -> float:
     """Seconds of a range such as ``6h`` or ``now-6h``; ValueError for anything else."""
-    text = (value or default).strip()
+    text = value or default
     match = _RANGE_RE.match(text)
     if match is None:
         raise ValueError(f"range {text!r} is not a duration such as 15m, 1h, 6h, 24h or 7d")
@@ -526,6 +528,32 @@ class _ORJSON(Response):
         return orjson.dumps(content, default=str, option=orjson.OPT_NON_STR_KEYS)
 
 
+#: The longest trace duration a search may ask for (a year, in milliseconds).
+_MAX_DURATION_MS = 365 * 86400 * 1000.0
+_TRUE = ("1", "true", "on", "yes")
+_FALSE = ("", "0", "false", "off", "no")
+
+
+def _min_duration(value: str | None) -> float | None:
+    """``min_duration_ms`` as given by the Traces form (empty: none); ValueError if odd."""
+    if not value:
+        return None
+    number = float(value)
+    if not 0 <= number <= _MAX_DURATION_MS:  # also refuses nan
+        raise ValueError(f"min_duration_ms must be between 0 and {_MAX_DURATION_MS:.0f}")
+    return number
+
+
+def _flag(name: str, value: str | None) -> bool:
+    """A checkbox parameter: 1/true/on/yes, or 0/false/off/no/empty; ValueError otherwise."""
+    text = (value or "").lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"{name} must be one of 1, true, on, yes, 0, false, off, no")
+
+
 def _error(status: int, message: str) -> Response:
     return _ORJSON({"error": message}, status_code=status)
 
@@ -578,7 +606,9 @@ class _Guard:
             return
         if scope.get("method") not in ("GET", "HEAD"):
             response = PlainTextResponse(
-                "the console is read-only: only GET\n", status_code=405, headers={"Allow": "GET"}
+                "the console is read-only: only GET\n",
+                status_code=405,
+                headers={"Allow": "GET, HEAD"},
             )
             await response(scope, receive, send_with_headers)
             return
@@ -1276,6 +1306,10 @@ class _Console:
             return None
         return int((time.time() - parse_range(value)) * 1e9)
 
+    async def api_openapi(self, request: Request) -> Response:
+        boards = await run_in_threadpool(self.boards)
+        return _ORJSON(console_document(b.uid for b in boards))
+
     async def api_services(self, request: Request) -> Response:
         names = {s.name for s in self.config.services} if self.config else set()
         if self.store is not None:
@@ -1293,8 +1327,11 @@ class _Console:
         except ValueError as exc:
             return _error(400, str(exc))
         span_id = q.get("span_id") or None
+        level = q.get("level") or None
+        if level is not None and level not in LEVELS:
+            return _error(400, f"level must be one of {', '.join(LEVELS)}")
         kwargs = {
-            "level": q.get("level") or None,
+            "level": level,
             "text": q.get("text") or None,
             "trace_id": q.get("trace_id") or None,
             "service": q.get("service") or None,
@@ -1327,14 +1364,15 @@ class _Console:
         try:
             limit = min(max(int(q.get("limit") or 50), 1), 1000)
             since_ns = self._since_ns(q.get("since"))
-            min_duration = float(q["min_duration_ms"]) if q.get("min_duration_ms") else None
+            min_duration = _min_duration(q.get("min_duration_ms"))
+            errors_only = _flag("errors_only", q.get("errors_only"))
         except ValueError as exc:
             return _error(400, str(exc))
         kwargs = {
             "service": q.get("service") or None,
             "since_ns": since_ns,
             "min_duration_ms": min_duration,
-            "errors_only": q.get("errors_only") in ("1", "true", "on", "yes"),
+            "errors_only": errors_only,
             "limit": limit,
         }
         store = self.store
@@ -1490,6 +1528,7 @@ def create_console(
         Route("/api/traces", console.api_traces, methods=get),
         Route("/api/traces/{trace_id}", console.api_trace, methods=get),
         Route("/api/services", console.api_services, methods=get),
+        Route("/api/openapi.json", console.api_openapi, methods=get),
     ]
     app = Starlette(routes=routes, lifespan=console.lifespan)
     app.add_middleware(_Guard, allowed_hosts=allowed_hosts)
