@@ -228,28 +228,17 @@ def service_document(settings: Settings | None = None, **options: Any) -> dict[s
         settings = load_settings(**options)
     metrics = settings.metrics_protection()
     health_protected = settings.health_protection().enabled
-    schemes: dict[str, Any] = {}
-    metric_schemes: list[str] = []
-    if metrics.token is not None:
-        schemes["metricsToken"] = {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "GLASSBOX_METRICS_TOKEN",
-        }
-        metric_schemes.append("metricsToken")
-    if metrics.basic is not None:
-        schemes["metricsBasic"] = {
-            "type": "http",
-            "scheme": "basic",
-            "description": "GLASSBOX_METRICS_BASIC_AUTH",
-        }
-        metric_schemes.append("metricsBasic")
-    if health_protected:
-        schemes["healthToken"] = {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "GLASSBOX_HEALTH_TOKEN",
-        }
+    wanted = (
+        ("metricsToken", "bearer", "GLASSBOX_METRICS_TOKEN", metrics.token is not None),
+        ("metricsBasic", "basic", "GLASSBOX_METRICS_BASIC_AUTH", metrics.basic is not None),
+        ("healthToken", "bearer", "GLASSBOX_HEALTH_TOKEN", health_protected),
+    )
+    schemes: dict[str, Any] = {
+        name: {"type": "http", "scheme": scheme, "description": variable}
+        for name, scheme, variable, enabled in wanted
+        if enabled
+    }
+    metric_schemes = [name for name in schemes if name.startswith("metrics")]
     paths = _health_paths(settings.health_prefix, health_protected)
     if settings.metrics_port is None:
         paths.update(_metrics_path(settings.metrics_path, metric_schemes))
