@@ -261,13 +261,12 @@ def openapi(
     if output is None:
         typer.echo(text, nl=False)
         return
-    temporary = output.with_name(f".{output.name}.tmp")
+    from glassbox._files import write_atomic
+
     try:
-        temporary.write_text(text, encoding="utf-8")
-        temporary.replace(output)
+        write_atomic(output, text)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
-        raise _fail(f"openapi: cannot write {output}: {exc.strerror}") from None
+        raise _fail(f"openapi: {exc.strerror}") from None
     typer.echo(f"wrote {output}", err=True)
 
 

@@ -71,7 +71,13 @@ from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, R
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from glassbox.console.openapi import MAX_RANGE_SECONDS, console_document
+from glassbox.console.openapi import (
+    FALSE_FLAGS,
+    MAX_DURATION_MS,
+    MAX_RANGE_SECONDS,
+    TRUE_FLAGS,
+    console_document,
+)
 from glassbox.console.store import LEVELS
 from glassbox.stack.config import StackConfig, duration_seconds
 
@@ -528,30 +534,24 @@ class _ORJSON(Response):
         return orjson.dumps(content, default=str, option=orjson.OPT_NON_STR_KEYS)
 
 
-#: The longest trace duration a search may ask for (a year, in milliseconds).
-_MAX_DURATION_MS = 365 * 86400 * 1000.0
-_TRUE = ("1", "true", "on", "yes")
-_FALSE = ("", "0", "false", "off", "no")
-
-
 def _min_duration(value: str | None) -> float | None:
     """``min_duration_ms`` as given by the Traces form (empty: none); ValueError if odd."""
     if not value:
         return None
     number = float(value)
-    if not 0 <= number <= _MAX_DURATION_MS:  # also refuses nan
-        raise ValueError(f"min_duration_ms must be between 0 and {_MAX_DURATION_MS:.0f}")
+    if not 0 <= number <= MAX_DURATION_MS:  # also refuses nan
+        raise ValueError(f"min_duration_ms must be between 0 and {MAX_DURATION_MS}")
     return number
 
 
 def _flag(name: str, value: str | None) -> bool:
     """A checkbox parameter: 1/true/on/yes, or 0/false/off/no/empty; ValueError otherwise."""
     text = (value or "").lower()
-    if text in _TRUE:
+    if text in TRUE_FLAGS:
         return True
-    if text in _FALSE:
+    if text in FALSE_FLAGS:
         return False
-    raise ValueError(f"{name} must be one of 1, true, on, yes, 0, false, off, no")
+    raise ValueError(f"{name} must be one of {', '.join(TRUE_FLAGS + FALSE_FLAGS[1:])}")
 
 
 def _error(status: int, message: str) -> Response:

@@ -14,7 +14,14 @@ from glassbox._version import __version__
 from glassbox.console.store import LEVELS
 from glassbox.openapi import OPENAPI_VERSION
 
-__all__ = ["MAX_RANGE_SECONDS", "console_document", "range_pattern"]
+__all__ = [
+    "FALSE_FLAGS",
+    "MAX_DURATION_MS",
+    "MAX_RANGE_SECONDS",
+    "TRUE_FLAGS",
+    "console_document",
+    "range_pattern",
+]
 
 _JSON: Final = "application/json"
 _STR: Final = {"type": "string"}
@@ -24,6 +31,11 @@ _NUM_OR_NULL: Final = {"type": ["number", "null"]}
 
 #: The longest range a dashboard, log or trace query may cover.
 MAX_RANGE_SECONDS: Final = 90 * 86400
+#: The longest trace duration a search may ask for (a year, in milliseconds).
+MAX_DURATION_MS: Final = 365 * 86400 * 1000
+#: A checkbox parameter's spellings of on and off (off: also absent or empty).
+TRUE_FLAGS: Final = ("1", "true", "on", "yes")
+FALSE_FLAGS: Final = ("", "0", "false", "off", "no")
 _UNIT_SECONDS: Final = (
     ("ms", 0.001),
     ("s", 1),
@@ -61,18 +73,19 @@ def range_pattern(max_seconds: int = MAX_RANGE_SECONDS) -> str:
     return "(now-)?(" + "|".join(units) + ")"
 
 
+_RANGE_PATTERN: Final = range_pattern()
 _RANGE: Final = {
     "name": "range",
     "in": "query",
     "required": False,
     "description": "A duration such as 15m, 1h, 6h or 7d (now- allowed), at most 90d.",
-    "schema": {"type": "string", "pattern": f"^({range_pattern()})?$"},
+    "schema": {"type": "string", "pattern": f"^({_RANGE_PATTERN})?$"},
 }
 _SINCE: Final = {
     **_RANGE,
     "name": "since",
     "description": "A duration, or 'all'.",
-    "schema": {"type": "string", "pattern": f"^(all|{range_pattern()})?$"},
+    "schema": {"type": "string", "pattern": f"^(all|{_RANGE_PATTERN})?$"},
 }
 _SERVICE: Final = {"name": "service", "in": "query", "required": False, "schema": _STR}
 
@@ -385,7 +398,7 @@ def console_document(dashboards: Iterable[str] = ()) -> dict[str, Any]:
                     "description": "Only traces at least this long (empty: any).",
                     "schema": {
                         "anyOf": [
-                            {"type": "number", "minimum": 0, "maximum": 365 * 86400 * 1000},
+                            {"type": "number", "minimum": 0, "maximum": MAX_DURATION_MS},
                             {"const": ""},
                         ]
                     },
@@ -394,7 +407,7 @@ def console_document(dashboards: Iterable[str] = ()) -> dict[str, Any]:
                     "name": "errors_only",
                     "in": "query",
                     "required": False,
-                    "schema": {"enum": ["", "1", "true", "on", "yes", "0", "false", "off", "no"]},
+                    "schema": {"enum": [*TRUE_FLAGS, *FALSE_FLAGS]},
                 },
             ],
             errors={"400": bad_query},

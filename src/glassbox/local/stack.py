@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import yaml
 
+from glassbox._files import write_atomic
 from glassbox.exceptions import ConfigurationError
 from glassbox.local.disk import SpaceWatch, check_space
 from glassbox.local.supervisor import ChildSpec, Supervisor
@@ -111,19 +112,6 @@ def _write_secret(path: Path, value: str) -> None:
         handle.write(value)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` through a temporary file; on failure, an OSError naming ``path``."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from exc
-
-
 @dataclass(slots=True)
 class LocalStack:
     """Builds, runs and reloads the local stack for one ``glassbox.toml``."""
@@ -189,7 +177,11 @@ class LocalStack:
         )
         prom["rule_files"] = [str(out / "prometheus" / "rules" / "*.yml")]
         run = self.run_dir
-        _write_atomic(run / "prometheus" / "prometheus.yml", yaml.safe_dump(prom, sort_keys=False))
+        write_atomic(
+            run / "prometheus" / "prometheus.yml",
+            yaml.safe_dump(prom, sort_keys=False),
+            parents=True,
+        )
         for remote in config.prometheus.remote_write:
             for name in ("basic_auth_password", "bearer_token"):
                 secret = getattr(remote, name)
@@ -218,8 +210,10 @@ class LocalStack:
                         run / "alertmanager" / "secrets" / f"{receiver.name}_{name}",
                         _read_secret(secret, f"receivers {receiver.name}.{name}"),
                     )
-        _write_atomic(
-            run / "alertmanager" / "alertmanager.yml", yaml.safe_dump(am, sort_keys=False)
+        write_atomic(
+            run / "alertmanager" / "alertmanager.yml",
+            yaml.safe_dump(am, sort_keys=False),
+            parents=True,
         )
         self.config = config
         return config
