@@ -212,6 +212,36 @@ def test_thousand_concurrent_probes_run_each_check_once_per_ttl() -> None:
     assert calls == 1
 
 
+def test_a_run_started_late_on_a_congested_loop_gets_its_whole_deadline() -> None:
+    """The probe starts waiting, then the loop is stuck past the deadline before the
+    check's run even starts: the healthy dependency still passes; a hanging one still
+    fails once the deadline has passed from its own start."""
+
+    async def healthy() -> bool:
+        await asyncio.sleep(0.05)
+        return True
+
+    async def hanging() -> bool:
+        await asyncio.sleep(10)
+        return True
+
+    async def main(check: object) -> tuple[CheckResult, float]:
+        runner = HealthRunner([check], deadline=0.2, registry=glassbox.Registry())
+        waiter = asyncio.create_task(runner.run(runner.checks))
+        await asyncio.sleep(0)  # the probe waits; the check's run is queued behind us
+        time.sleep(0.4)  # a congested loop: nothing else runs for twice the deadline
+        unstuck = time.monotonic()
+        results = await waiter
+        return next(iter(results.values())), time.monotonic() - unstuck
+
+    passed, _ = asyncio.run(main(healthy))
+    assert passed.status.value == "pass", passed
+    failed, waited = asyncio.run(main(hanging))
+    assert failed.status.value == "fail"
+    assert "overall deadline of 0.2s" in failed.output
+    assert 0.15 <= waited < 0.4, waited
+
+
 def test_failures_are_cached_for_the_fail_ttl_only() -> None:
     calls = 0
 

@@ -74,6 +74,8 @@ class HealthRunner:
         )
         self._cache: dict[str, tuple[CheckResult, float]] = {}
         self._inflight: dict[tuple[str, int], asyncio.Future[CheckResult]] = {}
+        #: When the current run of each check started (monotonic), for the deadline.
+        self._started: dict[str, float] = {}
         self._busy: set[str] = set()
         self._busy_lock = threading.Lock()
         self._last: dict[str, Status] = {}
@@ -119,11 +121,12 @@ class HealthRunner:
             key = (check.name, id(loop))
             future = self._inflight.get(key)
             if future is None or future.done() or future.get_loop() is not loop:
+                self._started.pop(check.name, None)
                 future = loop.create_task(self._execute(check))
                 self._inflight[key] = future
             waiting[check.name] = future
         if waiting:
-            await asyncio.wait([asyncio.shield(f) for f in waiting.values()], timeout=self.deadline)
+            await self._wait(waiting)
             for name, future in waiting.items():
                 if future.done() and not future.cancelled():
                     results[name] = future.result()
@@ -133,7 +136,31 @@ class HealthRunner:
                     )
         return results
 
+    async def _wait(self, waiting: dict[str, asyncio.Future[CheckResult]]) -> None:
+        """Wait for the runs up to the deadline, counted from when each run started.
+
+        On a congested loop a new run may start well after the probe began waiting (behind
+        hundreds of other requests); that queueing must not turn a healthy dependency into
+        a failure, so a run gets its whole deadline from its own start. A probe that joins
+        a run already under way waits no longer than before.
+        """
+        pending = {asyncio.shield(f) for f in waiting.values()}
+        timeout = self.deadline
+        while True:
+            _, pending = await asyncio.wait(pending, timeout=timeout)
+            if not pending:
+                return
+            now = time.monotonic()
+            timeout = max(
+                self._started.get(name, now) + self.deadline - now
+                for name, future in waiting.items()
+                if not future.done()
+            )
+            if timeout <= 0:
+                return
+
     async def _execute(self, check: Check) -> CheckResult:
+        self._started[check.name] = time.monotonic()
         start = time.perf_counter()
         try:
             if check.runs_in_thread:
